@@ -1,0 +1,1 @@
+"""dagster_qdrant: PySpark DataFrames of embeddings into Qdrant and back."""
