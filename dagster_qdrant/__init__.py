@@ -1,1 +1,40 @@
-"""dagster_qdrant: PySpark DataFrames of embeddings into Qdrant and back."""
+"""dagster_qdrant: PySpark DataFrames of embeddings into Qdrant and back.
+
+The public names are resolved lazily (PEP 562) so that light processes, the embedded server and Spark's
+Python workers, never pay for importing Dagster or PySpark they do not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC_NAMES: dict[str, str] = {
+    "QDRANT_FORMAT": "dagster_qdrant.options",
+    "QDRANT_CONFIG_OPTION": "dagster_qdrant.options",
+    "QDRANT_SCHEMA_OPTION": "dagster_qdrant.options",
+    "build_qdrant_config": "dagster_qdrant.options",
+    "build_qdrant_write_config": "dagster_qdrant.options",
+    "write_qdrant_points": "dagster_qdrant.points",
+    "register_qdrant_data_source": "dagster_qdrant.datasource",
+    "QdrantDataSource": "dagster_qdrant.datasource",
+    "QdrantResource": "dagster_qdrant.resources",
+    "QdrantPySparkIOManager": "dagster_qdrant.io_manager",
+    "ensure_embedded_qdrant": "dagster_qdrant.embedded",
+    "QdrantError": "dagster_qdrant.errors",
+}
+
+__all__ = sorted(_PUBLIC_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _PUBLIC_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'dagster_qdrant' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
