@@ -1,0 +1,322 @@
+"""``format("qdrant")``: a PySpark Python Data Source over Qdrant's REST API.
+
+Reading: ``schema()`` infers the columns from a sample (or takes the given schema); the reader pushes
+the filters Qdrant answers exactly, plans disjoint partitions (hash slices on Qdrant 1.19+, id ranges
+before) and turns every scroll page into one Arrow record batch, so no Python row objects are built and a
+task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
+to ``PointWriter``; ``overwrite`` empties the collection once, on the driver, before any task writes.
+
+Options come through ``options.py`` (``qdrant.config`` JSON and/or per-key options). One reader option
+is handled here because it only concerns planning: ``partitioning`` = ``auto`` (slices when the server
+has them, else id ranges), ``slice`` or ``id_range``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pyspark.sql.datasource import (
+    DataSource,
+    DataSourceArrowWriter,
+    DataSourceReader,
+    DataSourceStreamWriter,
+    Filter,
+    InputPartition,
+    WriterCommitMessage,
+)
+from pyspark.sql.types import StructType
+
+from dagster_qdrant.errors import QdrantConfigError, QdrantNotFoundError
+from dagster_qdrant.http import QdrantHttp
+from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
+from dagster_qdrant.partitions import (
+    ScrollPartition,
+    id_range_partitions,
+    scroll_partition,
+    single_partition,
+    slice_partitions,
+    supports_slice,
+)
+from dagster_qdrant.pushdown import Condition, FilterTranslator, combine_filters
+from dagster_qdrant.schema import (
+    ID_COLUMN,
+    VECTOR_COLUMN,
+    PointBatchBuilder,
+    VectorColumn,
+    check_readable,
+    infer_schema,
+    select_vectors,
+    vector_columns_from_collection,
+    vector_columns_from_points,
+)
+
+PARTITIONING_OPTION = "partitioning"
+PARTITIONING_MODES = ("auto", "slice", "id_range")
+SAMPLE_SIZE = 1000
+"""Points sampled to infer a schema: enough to see the usual payload keys, one or a few requests."""
+PUSHDOWN_CONF = "spark.sql.python.filterPushdown.enabled"
+
+
+def _split_options(options: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """Spark's options without the ones handled here, and the partitioning mode."""
+    rest = {key: value for key, value in options.items() if key.lower() != PARTITIONING_OPTION}
+    mode = next((str(v).strip().lower() for k, v in options.items() if k.lower() == PARTITIONING_OPTION), "auto")
+    if mode not in PARTITIONING_MODES:
+        raise QdrantConfigError(
+            f"Option {PARTITIONING_OPTION!r} has value {mode!r}; allowed: {list(PARTITIONING_MODES)!r}"
+        )
+    return rest, mode
+
+
+def _collection_info(http: QdrantHttp, collection: str) -> dict[str, Any]:
+    info = http.collection_info(collection)
+    if info is None:
+        raise QdrantNotFoundError(
+            f"Collection {collection!r} does not exist: check option 'collection' (or the .load() path), "
+            "or write to it first",
+            status=404,
+            collection=collection,
+        )
+    return info
+
+
+def _listed(value: Any) -> Any:
+    """Option values as request JSON: tuples become lists."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return {key: _listed(item) for key, item in value.items()}
+    return value
+
+
+def _vector_request(vectors: Sequence[VectorColumn]) -> bool | list[str]:
+    """``with_vector`` for the chosen vectors: a list of names, or True when the unnamed one is among them."""
+    if not vectors:
+        return False
+    if any(vector.name == "" for vector in vectors):
+        return True
+    return [vector.name for vector in vectors]
+
+
+def infer_read_schema(options: ReadOptions) -> StructType:
+    """The schema of a read: id, the payload keys of a sample of the points it reads, its vectors."""
+    http = QdrantHttp(options)
+    info = _collection_info(http, options.collection)
+    declared = vector_columns_from_collection(info)
+    body: dict[str, Any] = {
+        "limit": SAMPLE_SIZE,
+        "with_payload": _listed(options.with_payload),
+        "with_vector": declared is None and options.with_vectors is not False,
+    }
+    if options.filter:
+        body["filter"] = options.filter
+    if options.offset is not None:
+        body["offset"] = options.offset
+    if options.limit is not None:
+        body["limit"] = min(SAMPLE_SIZE, options.limit)
+    points, _ = http.scroll(options.collection, body)
+    vectors = declared if declared is not None else vector_columns_from_points(points)
+    return infer_schema(points, select_vectors(vectors, options.with_vectors))
+
+
+class QdrantDataSource(DataSource):
+    """Reads and writes Qdrant points: ``spark.read.format("qdrant")`` / ``df.write.format("qdrant")``.
+
+    ``default_num_partitions`` is the read parallelism when the ``num_partitions`` option is not set;
+    ``register_qdrant_data_source`` sets it to Spark's default parallelism.
+    """
+
+    default_num_partitions: ClassVar[int | None] = None
+
+    @classmethod
+    def name(cls) -> str:
+        return QDRANT_FORMAT
+
+    def _read_options(self) -> tuple[ReadOptions, str]:
+        rest, mode = _split_options(self.options)
+        return ReadOptions.from_spark_options(rest), mode
+
+    def schema(self) -> StructType:
+        options, _ = self._read_options()
+        explicit = options.explicit_schema()
+        if explicit is not None:
+            return StructType.fromJson(json.loads(explicit))
+        return infer_read_schema(options)
+
+    def reader(self, schema: StructType) -> QdrantReader:
+        options, mode = self._read_options()
+        return QdrantReader(options, schema, partitioning=mode, default_partitions=self.default_num_partitions)
+
+    def writer(self, schema: StructType, overwrite: bool) -> QdrantArrowWriter:
+        options = WriteOptions.from_spark_options(_split_options(self.options)[0])
+        if overwrite:
+            empty_collection(options)
+        return QdrantArrowWriter(options)
+
+    def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
+        # Imported here: streaming is optional and most reads and writes never need it.
+        from dagster_qdrant.streaming import QdrantStreamWriter
+
+        options = WriteOptions.from_spark_options(_split_options(self.options)[0])
+        return QdrantStreamWriter(options, schema, overwrite)
+
+
+def empty_collection(options: WriteOptions) -> None:
+    """Delete every point, keeping the collection's configuration and indexes (overwrite mode)."""
+    http = QdrantHttp(options)
+    if http.collection_exists(options.collection):
+        http.delete_points(options.collection, {"filter": {}}, wait=True)
+
+
+class QdrantReader(DataSourceReader):
+    """Plans and runs one read. Built once on the driver, pickled to every task (holds no connection)."""
+
+    def __init__(
+        self,
+        options: ReadOptions,
+        schema: StructType,
+        *,
+        partitioning: str = "auto",
+        default_partitions: int | None = None,
+    ) -> None:
+        check_readable(schema)
+        self.options = options
+        self.schema = schema
+        self.partitioning = partitioning
+        self.default_partitions = default_partitions
+        http = QdrantHttp(options)
+        info = _collection_info(http, options.collection)
+        self.server_version = http.server_version()
+        declared = vector_columns_from_collection(info)
+        if declared is None:  # a server without vector config in its collection info
+            declared = [VectorColumn(f.name, "", f.dataType) for f in schema.fields if f.name == VECTOR_COLUMN]
+        wanted = select_vectors(declared, options.with_vectors) if options.with_vectors is not False else []
+        names = set(schema.fieldNames())
+        self.vectors = [vector for vector in wanted if vector.column in names]
+        self.pushed: list[Condition] = []
+
+    # -- planning --------------------------------------------------------------------------------
+
+    @property
+    def vector_names(self) -> dict[str, str]:
+        return {vector.column: vector.name for vector in self.vectors}
+
+    @property
+    def payload_columns(self) -> list[str]:
+        return [name for name in self.schema.fieldNames() if name != ID_COLUMN and name not in self.vector_names]
+
+    def pushFilters(self, filters: list[Filter]) -> list[Filter]:
+        """Keep the filters Qdrant answers exactly; give the others back to Spark (the same objects)."""
+        translator = FilterTranslator(
+            self.schema, list(self.vector_names), prefix_match=supports_slice(self.server_version)
+        )
+        pushed, kept = translator.split(filters)
+        self.pushed.extend(pushed)
+        return kept
+
+    @property
+    def query_filter(self) -> dict | None:
+        """The user's ``filter`` option and every pushed condition, all required."""
+        return combine_filters(self.options.filter, conditions=self.pushed)
+
+    def partitions(self) -> list[InputPartition]:
+        options = self.options
+        if options.limit is not None or options.max_pages is not None or options.offset is not None:
+            return list(single_partition(options.offset, options.limit, options.max_pages))
+        count = options.num_partitions or self.default_partitions or 1
+        if count == 1:
+            return [ScrollPartition(index=0)]
+        mode = self.partitioning
+        if mode == "auto":
+            mode = "slice" if supports_slice(self.server_version) else "id_range"
+        if mode == "slice":
+            return list(slice_partitions(count))
+        return list(id_range_partitions(QdrantHttp(options), options.collection, self.query_filter, count))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def scroll_request(self) -> dict[str, Any]:
+        """What each scroll asks for: the payload keys of the schema and its vectors."""
+        with_payload: Any = _listed(self.options.with_payload)
+        if with_payload is True:
+            with_payload = self.payload_columns or False
+        elif not self.payload_columns:
+            with_payload = False
+        return {"with_payload": with_payload, "with_vector": _vector_request(self.vectors)}
+
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        assert isinstance(partition, ScrollPartition)
+        builder = PointBatchBuilder(self.schema, self.vector_names, self.options.collection)
+        pages = scroll_partition(
+            QdrantHttp(self.options),
+            self.options.collection,
+            partition,
+            self.scroll_request(),
+            self.query_filter,
+            self.options.page_size,
+        )
+        for page in pages:
+            yield builder.to_batch(page)
+
+
+@dataclass
+class QdrantCommitMessage(WriterCommitMessage):
+    """What one task wrote: the driver adds these up."""
+
+    points_written: int
+    requests: int
+    seconds: float
+
+
+class QdrantArrowWriter(DataSourceArrowWriter):
+    """One per task: Spark's Arrow batches straight into ``PointWriter`` (validated, batched upserts)."""
+
+    def __init__(self, options: WriteOptions) -> None:
+        self.options = options
+        self.points_written = 0
+
+    def write(self, iterator: Iterator[pa.RecordBatch]) -> QdrantCommitMessage:
+        from dagster_qdrant.writer import PointWriter
+
+        report = PointWriter(self.options).write_batches(iterator)
+        return QdrantCommitMessage(report.points_written, report.requests, report.seconds)
+
+    def commit(self, messages: list[WriterCommitMessage | None]) -> None:
+        self.points_written = sum(m.points_written for m in messages if isinstance(m, QdrantCommitMessage))
+
+
+def register_qdrant_data_source(spark: Any) -> None:
+    """Make ``format("qdrant")`` available in ``spark`` and turn on Python filter pushdown.
+
+    The registered class is a subclass carrying the session's default parallelism, because the data
+    source runs in Python workers that cannot ask Spark for it; Spark ships the class by value.
+    """
+    spark.conf.set(PUSHDOWN_CONF, "true")
+    source: type[QdrantDataSource] = QdrantDataSource
+    try:
+        parallelism = int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext: fall back to num_partitions or 1.
+        parallelism = None
+    if parallelism:
+        source = type(
+            "QdrantDataSource",
+            (QdrantDataSource,),
+            {"default_num_partitions": parallelism, "__module__": __name__, "__doc__": QdrantDataSource.__doc__},
+        )
+    spark.dataSource.register(source)
+
+
+__all__ = [
+    "PARTITIONING_OPTION",
+    "QdrantArrowWriter",
+    "QdrantCommitMessage",
+    "QdrantDataSource",
+    "QdrantReader",
+    "empty_collection",
+    "infer_read_schema",
+    "register_qdrant_data_source",
+]

@@ -1,0 +1,241 @@
+"""Translate Qdrant's JSON request pieces (filters, ids, payload and vector selectors) into Qdrant Edge objects.
+
+The shapes are the ones in Qdrant's OpenAPI spec (`Filter`, `Condition`, `ExtendedPointId`,
+`WithPayloadInterface`, `WithVector`). Clients often send explicit `null` for absent fields, so `None`
+always means "not given".
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import qdrant_edge as edge
+
+from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid
+
+MAX_POINT_ID = 2**64 - 1
+_FILTER_KEYS = ("must", "should", "must_not", "min_should")
+
+
+def parse_point_id(value: Any) -> int | str:
+    """An unsigned 64-bit integer or a UUID (any spelling), returned as int or lowercase hyphenated UUID."""
+    if type(value) is int:
+        if 0 <= value <= MAX_POINT_ID:
+            return value
+        raise bad_request(f"point id {value} is out of range: ids are unsigned 64-bit integers or UUIDs")
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise bad_request(
+                f"Unable to parse UUID: {value}: point ids are unsigned integers or UUID strings"
+            ) from None
+    raise bad_request(f"point id {value!r} is not an unsigned integer or a UUID string")
+
+
+def parse_point_ids(values: Any) -> list[int | str]:
+    """A list of point ids (see `parse_point_id`)."""
+    if not isinstance(values, list):
+        raise bad_json(f"expected a list of point ids, got {type(values).__name__}")
+    return [parse_point_id(value) for value in values]
+
+
+def id_to_json(point_id: Any) -> int | str:
+    """Edge returns ints and `uuid.UUID`s; JSON wants ints and lowercase hyphenated strings."""
+    return point_id if type(point_id) is int else str(point_id)
+
+
+def parse_with_payload(value: Any, default: bool) -> Any:
+    """`true`/`false`, a list of keys, or `{"include": [...]}` / `{"exclude": [...]}`."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, list):
+        return edge.PayloadSelector.Include([str(key) for key in value])
+    if isinstance(value, dict):
+        if value.get("include") is not None:
+            return edge.PayloadSelector.Include(_string_list(value["include"], "with_payload.include"))
+        if value.get("exclude") is not None:
+            return edge.PayloadSelector.Exclude(_string_list(value["exclude"], "with_payload.exclude"))
+    raise bad_json(f"with_payload must be a bool, a list of keys or {{include|exclude: [...]}}, got {value!r}")
+
+
+def parse_with_vector(value: Any, default: bool) -> Any:
+    """`true`/`false` or a list of vector names."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, list):
+        return _string_list(value, "with_vector")
+    if isinstance(value, str):
+        return [value]
+    raise bad_json(f"with_vector must be a bool or a list of vector names, got {value!r}")
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise bad_json(f"{where} must be a list of strings, got {value!r}")
+    return value
+
+
+def parse_filter(value: Any) -> edge.Filter | None:
+    """A Qdrant `Filter` object (or null) as an Edge `Filter`."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise bad_json(f"filter must be an object with must/should/must_not/min_should, got {value!r}")
+    unknown = [key for key in value if key not in _FILTER_KEYS and value[key] is not None]
+    if unknown:
+        raise bad_json(f"unknown filter field(s) {unknown}: expected must, should, must_not, min_should")
+    min_should = value.get("min_should")
+    return edge.Filter(
+        must=_conditions(value.get("must")),
+        should=_conditions(value.get("should")),
+        must_not=_conditions(value.get("must_not")),
+        min_should=_min_should(min_should) if min_should is not None else None,
+    )
+
+
+def _conditions(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    return [parse_condition(item) for item in items]
+
+
+def _min_should(value: Any) -> edge.MinShould:
+    if not isinstance(value, dict) or "conditions" not in value or "min_count" not in value:
+        raise bad_json(f"min_should must be {{conditions: [...], min_count: N}}, got {value!r}")
+    return edge.MinShould(conditions=_conditions(value["conditions"]) or [], min_count=int(value["min_count"]))
+
+
+def parse_condition(value: Any) -> Any:
+    """One `Condition`: field, is_empty, is_null, has_id, has_vector, slice, nested, or a nested filter."""
+    if not isinstance(value, dict):
+        raise bad_json(f"a filter condition must be an object, got {value!r}")
+    given = {key: item for key, item in value.items() if item is not None}
+    if "key" in given:
+        return _field_condition(given)
+    if "has_id" in given:
+        return edge.HasIdCondition(set(parse_point_ids(given["has_id"])))
+    if "is_empty" in given:
+        return edge.IsEmptyCondition(_key_of(given["is_empty"], "is_empty"))
+    if "is_null" in given:
+        return edge.IsNullCondition(_key_of(given["is_null"], "is_null"))
+    if "has_vector" in given:
+        return edge.HasVectorCondition(str(given["has_vector"]))
+    if "slice" in given:
+        return _slice_condition(given["slice"])
+    if "nested" in given:
+        nested = given["nested"]
+        if not isinstance(nested, dict) or "key" not in nested or "filter" not in nested:
+            raise bad_json(f"nested must be {{key, filter}}, got {nested!r}")
+        return edge.NestedCondition(nested["key"], parse_filter(nested["filter"]))
+    if any(key in given for key in _FILTER_KEYS) or not given:
+        return parse_filter(given)
+    raise bad_json(f"unknown filter condition {value!r}")
+
+
+def _key_of(value: Any, where: str) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("key"), str):
+        raise bad_json(f"{where} must be {{key: \"field\"}}, got {value!r}")
+    return value["key"]
+
+
+def _slice_condition(value: Any) -> Any:
+    if not isinstance(value, dict) or not isinstance(value.get("total"), int) or not isinstance(value.get("index"), int):
+        raise bad_json(f"slice must be {{total: N, index: i}} with integers, got {value!r}")
+    total, index = value["total"], value["index"]
+    if total < 1:
+        raise invalid(f"slice.total: value {total} invalid, must be 1 or larger")
+    if not 0 <= index < total:
+        raise invalid(f"slice.index: value {index} invalid, must be from 0 to total - 1 ({total - 1})")
+    return edge.SliceCondition(total, index)
+
+
+def _field_condition(value: dict[str, Any]) -> edge.FieldCondition:
+    key = value["key"]
+    if not isinstance(key, str):
+        raise bad_json(f"condition key must be a string, got {key!r}")
+    arguments: dict[str, Any] = {}
+    if "match" in value:
+        arguments["match"] = _match(value["match"])
+    if "range" in value:
+        arguments["range"] = _range(value["range"])
+    if "geo_bounding_box" in value:
+        box = value["geo_bounding_box"]
+        arguments["geo_bounding_box"] = edge.GeoBoundingBox(_geo_point(box["top_left"]), _geo_point(box["bottom_right"]))
+    if "geo_radius" in value:
+        radius = value["geo_radius"]
+        arguments["geo_radius"] = edge.GeoRadius(_geo_point(radius["center"]), float(radius["radius"]))
+    if "geo_polygon" in value:
+        polygon = value["geo_polygon"]
+        interiors = polygon.get("interiors")
+        arguments["geo_polygon"] = edge.GeoPolygon(
+            _geo_line(polygon["exterior"]),
+            [_geo_line(ring) for ring in interiors] if interiors else None,
+        )
+    if "values_count" in value:
+        arguments["values_count"] = edge.ValuesCount(**_numbers(value["values_count"], ("lt", "gt", "lte", "gte")))
+    if "is_empty" in value:
+        arguments["is_empty"] = bool(value["is_empty"])
+    if "is_null" in value:
+        arguments["is_null"] = bool(value["is_null"])
+    if not arguments:
+        raise bad_json(f"field condition on {key!r} has nothing to check (match, range, geo_*, values_count, ...)")
+    return edge.FieldCondition(key, **arguments)
+
+
+def _match(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise bad_json(f"match must be an object, got {value!r}")
+    given = {key: item for key, item in value.items() if item is not None}
+    if "value" in given:
+        return edge.MatchValue(given["value"])
+    if "any" in given:
+        return edge.MatchAny(given["any"])
+    if "except" in given:
+        return edge.MatchExcept(given["except"])
+    if "text" in given:
+        return edge.MatchText(given["text"])
+    if "text_any" in given:
+        return edge.MatchTextAny(given["text_any"])
+    if "phrase" in given:
+        return edge.MatchPhrase(given["phrase"])
+    if "prefix" in given:
+        return edge.MatchPrefix(given["prefix"])
+    if "substring" in given:
+        return edge.MatchSubstring(given["substring"])
+    raise bad_json(f"unknown match {value!r}: expected value, any, except, text, text_any or phrase")
+
+
+def _range(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise bad_json(f"range must be an object with gt/gte/lt/lte, got {value!r}")
+    bounds = {key: value.get(key) for key in ("gt", "gte", "lt", "lte") if value.get(key) is not None}
+    if any(isinstance(bound, str) for bound in bounds.values()):
+        return edge.RangeDateTime(**{key: str(bound) for key, bound in bounds.items()})
+    for key, bound in bounds.items():
+        if not isinstance(bound, (int, float)) or isinstance(bound, bool):
+            raise bad_json(f"range.{key} must be a number or a datetime string, got {bound!r}")
+    return edge.RangeFloat(**{key: float(bound) for key, bound in bounds.items()})
+
+
+def _numbers(value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad_json(f"expected an object with {keys}, got {value!r}")
+    return {key: value[key] for key in keys if value.get(key) is not None}
+
+
+def _geo_point(value: Any) -> edge.GeoPoint:
+    return edge.GeoPoint(lon=float(value["lon"]), lat=float(value["lat"]))
+
+
+def _geo_line(value: Any) -> list[edge.GeoPoint]:
+    points = value["points"] if isinstance(value, dict) else value
+    return [_geo_point(point) for point in points]

@@ -1,0 +1,276 @@
+"""Points endpoints: upsert, retrieve, scroll, count, delete, payload, payload index.
+
+Every handler resolves the collection through the store, so an alias works wherever a collection name does.
+Updates are applied before the response in every case; `wait=false` only changes the reported status
+to "acknowledged", as Qdrant reports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import qdrant_edge as edge
+
+from dagster_qdrant.embedded import query_routes
+from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid, not_found
+from dagster_qdrant.embedded.filters import (
+    parse_filter,
+    parse_point_id,
+    parse_point_ids,
+    parse_with_payload,
+    parse_with_vector,
+)
+from dagster_qdrant.embedded.points import parse_upsert, record_to_json
+from dagster_qdrant.embedded.store import Collection
+
+UPSERT_CHUNK = 1000  # the engine applies many mid-sized operations faster than one huge one
+PAYLOAD_SCHEMA_TYPES = {
+    "keyword": edge.PayloadSchemaType.Keyword,
+    "integer": edge.PayloadSchemaType.Integer,
+    "float": edge.PayloadSchemaType.Float,
+    "geo": edge.PayloadSchemaType.Geo,
+    "text": edge.PayloadSchemaType.Text,
+    "bool": edge.PayloadSchemaType.Bool,
+    "datetime": edge.PayloadSchemaType.Datetime,
+    "uuid": edge.PayloadSchemaType.Uuid,
+}
+
+
+def _collection(request: Any) -> Collection:
+    return request.store.resolve(request.path_parameters["collection"])
+
+
+def _body(request: Any) -> dict[str, Any]:
+    body = request.body
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise bad_json(f"request body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _update_result(request: Any, operation_id: int) -> dict[str, Any]:
+    wait = request.query.get("wait", "false").lower() in ("true", "1", "yes")
+    return {"operation_id": operation_id, "status": "completed" if wait else "acknowledged"}
+
+
+def upsert(request: Any) -> Any:
+    collection = _collection(request)
+    body = _body(request)
+    points = parse_upsert(body)
+    _check_dense_sizes(collection, points, body)
+    condition = parse_filter(body.get("update_filter"))
+    operation_id = 0
+    for start in range(0, max(len(points), 1), UPSERT_CHUNK):
+        chunk = points[start : start + UPSERT_CHUNK]
+        operation_id = collection.update(edge.UpdateOperation.upsert_points(chunk, condition))
+    return _update_result(request, operation_id)
+
+
+def _check_dense_sizes(collection: Collection, points: list[Any], body: dict[str, Any]) -> None:
+    """Refuse a whole batch of unnamed dense vectors before applying any chunk of it."""
+    vectors_config = collection.config["params"]["vectors"]
+    batch = body.get("batch")
+    if "size" not in vectors_config or vectors_config.get("multivector_config") or not isinstance(batch, dict):
+        return
+    vectors = batch.get("vectors")
+    if not isinstance(vectors, list):
+        return
+    size = vectors_config["size"]
+    for index, vector in enumerate(vectors):
+        if not isinstance(vector, list) or len(vector) != size:
+            got = len(vector) if isinstance(vector, list) else type(vector).__name__
+            raise bad_request(
+                f"Vector dimension error: expected dim: {size}, got {got} (point id {batch['ids'][index]!r})"
+            )
+
+
+def points_post(request: Any) -> Any:
+    """POST /points is Qdrant's retrieve by ids; a body with `points`/`batch` is taken as an upsert."""
+    body = _body(request)
+    if "ids" not in body and (body.get("points") is not None or body.get("batch") is not None):
+        return upsert(request)
+    return retrieve(request)
+
+
+def retrieve(request: Any) -> Any:
+    collection = _collection(request)
+    body = _body(request)
+    if body.get("ids") is None:
+        raise bad_json("missing field `ids`: expected {\"ids\": [...], \"with_payload\", \"with_vector\"}")
+    ids = parse_point_ids(body["ids"])
+    records = collection.read(
+        "retrieve",
+        ids,
+        parse_with_payload(body.get("with_payload"), True),
+        parse_with_vector(body.get("with_vector"), False),
+    )
+    return [record_to_json(record) for record in records]
+
+
+def get_point(request: Any) -> Any:
+    collection = _collection(request)
+    raw = request.path_parameters["point_id"]
+    point_id = parse_point_id(int(raw) if raw.isdigit() else raw)
+    records = collection.read("retrieve", [point_id], True, True)
+    if not records:
+        raise not_found(f"No point with id {point_id} found")
+    return record_to_json(records[0])
+
+
+def scroll(request: Any) -> Any:
+    collection = _collection(request)
+    body = _body(request)
+    limit = _limit(body.get("limit"), 10)
+    offset = body.get("offset")
+    order_by = query_routes.parse_order_by(body.get("order_by"))
+    scroll_request = edge.ScrollRequest(
+        offset=parse_point_id(offset) if offset is not None else None,
+        limit=limit,
+        filter=parse_filter(body.get("filter")),
+        with_payload=parse_with_payload(body.get("with_payload"), True),
+        with_vector=parse_with_vector(body.get("with_vector"), False),
+        order_by=order_by,
+    )
+    records, next_offset = collection.read("scroll", scroll_request)
+    return {
+        "points": [record_to_json(record) for record in records],
+        "next_page_offset": None if next_offset is None or order_by is not None else _id_json(next_offset),
+    }
+
+
+def _id_json(point_id: Any) -> Any:
+    return point_id if type(point_id) is int else str(point_id)
+
+
+def _limit(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_json(f"limit must be an integer, got {value!r}")
+    if value < 1:
+        raise invalid(f"limit: value {value} invalid, must be 1 or larger")
+    return value
+
+
+def count(request: Any) -> Any:
+    collection = _collection(request)
+    body = _body(request)
+    exact = body.get("exact")
+    count_request = edge.CountRequest(exact=True if exact is None else bool(exact), filter=parse_filter(body.get("filter")))
+    return {"count": collection.read("count", count_request)}
+
+
+def _selector(body: dict[str, Any], what: str) -> tuple[list[Any] | None, edge.Filter | None]:
+    """A `PointsSelector`: `{"points": [...]}` or `{"filter": {...}}`."""
+    if body.get("points") is not None:
+        return parse_point_ids(body["points"]), None
+    if body.get("filter") is not None:
+        return None, parse_filter(body["filter"])
+    raise bad_json(f"{what} needs `points` (a list of ids) or `filter`")
+
+
+def delete_points(request: Any) -> Any:
+    collection = _collection(request)
+    ids, points_filter = _selector(_body(request), "delete")
+    operation = (
+        edge.UpdateOperation.delete_points(ids)
+        if ids is not None
+        else edge.UpdateOperation.delete_points_by_filter(points_filter)
+    )
+    return _update_result(request, collection.update(operation))
+
+
+def _payload_update(request: Any, overwrite: bool) -> Any:
+    collection = _collection(request)
+    body = _body(request)
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        raise bad_json("missing field `payload`: expected an object of payload keys and values")
+    ids, points_filter = _selector(body, "set payload")
+    key = body.get("key")
+    if overwrite:
+        operation = (
+            edge.UpdateOperation.overwrite_payload(ids, payload, key)
+            if ids is not None
+            else edge.UpdateOperation.overwrite_payload_by_filter(points_filter, payload, key)
+        )
+    else:
+        operation = (
+            edge.UpdateOperation.set_payload(ids, payload, key)
+            if ids is not None
+            else edge.UpdateOperation.set_payload_by_filter(points_filter, payload, key)
+        )
+    return _update_result(request, collection.update(operation))
+
+
+def set_payload(request: Any) -> Any:
+    return _payload_update(request, overwrite=False)
+
+
+def overwrite_payload(request: Any) -> Any:
+    return _payload_update(request, overwrite=True)
+
+
+def delete_payload(request: Any) -> Any:
+    collection = _collection(request)
+    body = _body(request)
+    keys = body.get("keys")
+    if not isinstance(keys, list):
+        raise bad_json("missing field `keys`: expected a list of payload keys to delete")
+    ids, points_filter = _selector(body, "delete payload")
+    operation = (
+        edge.UpdateOperation.delete_payload(ids, keys)
+        if ids is not None
+        else edge.UpdateOperation.delete_payload_by_filter(points_filter, keys)
+    )
+    return _update_result(request, collection.update(operation))
+
+
+def clear_payload(request: Any) -> Any:
+    collection = _collection(request)
+    ids, points_filter = _selector(_body(request), "clear payload")
+    operation = (
+        edge.UpdateOperation.clear_payload(ids)
+        if ids is not None
+        else edge.UpdateOperation.clear_payload_by_filter(points_filter)
+    )
+    return _update_result(request, collection.update(operation))
+
+
+def create_index(request: Any) -> Any:
+    collection = _collection(request)
+    body = _body(request)
+    field_name = body.get("field_name")
+    if not isinstance(field_name, str):
+        raise bad_json("missing field `field_name`")
+    schema = body.get("field_schema")
+    if isinstance(schema, dict):
+        schema = schema.get("type")
+    if schema not in PAYLOAD_SCHEMA_TYPES:
+        raise bad_json(f"field_schema must be one of {sorted(PAYLOAD_SCHEMA_TYPES)}, got {body.get('field_schema')!r}")
+    operation = edge.UpdateOperation.create_field_index(field_name, PAYLOAD_SCHEMA_TYPES[schema])
+    return _update_result(request, collection.update(operation))
+
+
+def delete_index(request: Any) -> Any:
+    collection = _collection(request)
+    operation = edge.UpdateOperation.delete_field_index(request.path_parameters["field"])
+    return _update_result(request, collection.update(operation))
+
+
+ROUTES = [
+    ("PUT", "/points", upsert),
+    ("POST", "/points", points_post),
+    ("GET", r"/points/(?P<point_id>[^/]+)", get_point),
+    ("POST", "/points/scroll", scroll),
+    ("POST", "/points/count", count),
+    ("POST", "/points/delete", delete_points),
+    ("POST", "/points/payload", set_payload),
+    ("PUT", "/points/payload", overwrite_payload),
+    ("POST", "/points/payload/delete", delete_payload),
+    ("POST", "/points/payload/clear", clear_payload),
+    ("PUT", "/index", create_index),
+    ("DELETE", r"/index/(?P<field>[^/]+)", delete_index),
+    *query_routes.ROUTES,
+]

@@ -1,0 +1,208 @@
+"""Search endpoints: the universal query API (`/points/query`, `/points/query/batch`) and the legacy
+`/points/search`, translated to Qdrant Edge `QueryRequest`s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import qdrant_edge as edge
+
+from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid, not_found
+from dagster_qdrant.embedded.filters import parse_filter, parse_point_id, parse_with_payload, parse_with_vector
+from dagster_qdrant.embedded.points import scored_to_json, sparse_vector, vector_to_json
+
+DEFAULT_RRF_K = 2
+
+
+def parse_order_by(value: Any) -> edge.OrderBy | None:
+    """`"field"` or `{"key", "direction", "start_from"}`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return edge.OrderBy(value)
+    if not isinstance(value, dict) or not isinstance(value.get("key"), str):
+        raise bad_json(f"order_by must be a payload key or {{key, direction, start_from}}, got {value!r}")
+    direction = value.get("direction")
+    if direction not in (None, "asc", "desc"):
+        raise bad_json(f"unknown variant `{direction}` for order_by.direction, expected `asc` or `desc`")
+    return edge.OrderBy(
+        value["key"],
+        direction=None if direction is None else (edge.Direction.Asc if direction == "asc" else edge.Direction.Desc),
+        start_from=value.get("start_from"),
+    )
+
+
+def _search_params(value: Any) -> edge.SearchParams | None:
+    if not isinstance(value, dict):
+        return None
+    return edge.SearchParams(
+        hnsw_ef=value.get("hnsw_ef"),
+        exact=bool(value.get("exact") or False),
+        indexed_only=bool(value.get("indexed_only") or False),
+    )
+
+
+def _limit(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_json(f"limit must be an integer, got {value!r}")
+    if value < 1:
+        raise invalid(f"limit: value {value} invalid, must be 1 or larger")
+    return value
+
+
+class _QueryBuilder:
+    """Builds Edge queries for one collection (a point id used as a query needs that point's vector)."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def vector_input(self, value: Any, using: str | None) -> Any:
+        """`VectorInput`: dense, sparse, multivector, or the id of a point whose vector to use."""
+        if isinstance(value, list):
+            return value
+        if isinstance(value, dict) and "indices" in value:
+            return sparse_vector(value, "query")
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            return self._stored_vector(parse_point_id(value), using)
+        raise bad_request(f"query vector must be a list of numbers, a sparse {{indices, values}} or a point id, got {value!r}")
+
+    def _stored_vector(self, point_id: Any, using: str | None) -> Any:
+        records = self.collection.read("retrieve", [point_id], False, [using] if using else True)
+        if not records:
+            raise not_found(f"No point with id {point_id} found")
+        vector = vector_to_json(records[0].vector)
+        if isinstance(vector, dict):
+            vector = vector.get(using or "")
+            if vector is None:
+                raise bad_request(f"point {point_id} has no vector `{using or ''}`")
+            if isinstance(vector, dict):
+                return sparse_vector(vector, "query")
+        return vector
+
+    def query(self, value: Any, using: str | None) -> Any:
+        """`QueryInterface` -> an Edge scoring query (or None: points in id order)."""
+        if value is None:
+            return None
+        if not isinstance(value, dict) or "indices" in value:
+            return edge.Query.Nearest(self.vector_input(value, using), using)
+        if value.get("nearest") is not None:
+            return edge.Query.Nearest(self.vector_input(value["nearest"], using), using)
+        if value.get("order_by") is not None:
+            return parse_order_by(value["order_by"])
+        if value.get("fusion") is not None:
+            return self._fusion(value["fusion"])
+        if value.get("rrf") is not None:
+            rrf = value["rrf"] if isinstance(value["rrf"], dict) else {}
+            return edge.Fusion.Rrf(k=rrf.get("k") or DEFAULT_RRF_K, weights=rrf.get("weights"))
+        if value.get("sample") is not None:
+            return edge.Sample.Random
+        if value.get("recommend") is not None:
+            return self._recommend(value["recommend"], using)
+        raise bad_request(
+            f"unsupported query {sorted(value)}: the embedded server answers nearest, order_by, fusion, rrf, sample, recommend"
+        )
+
+    def _fusion(self, value: Any) -> Any:
+        if value == "rrf":
+            return edge.Fusion.Rrf(k=DEFAULT_RRF_K)
+        if value == "dbsf":
+            return edge.Fusion.Dbsf()
+        raise bad_json(f"unknown variant `{value}` for fusion, expected `rrf` or `dbsf`")
+
+    def _recommend(self, value: Any, using: str | None) -> Any:
+        positives = [self.vector_input(item, using) for item in value.get("positive") or []]
+        negatives = [self.vector_input(item, using) for item in value.get("negative") or []]
+        query = edge.RecommendQuery(positives, negatives)
+        if value.get("strategy") == "sum_scores":
+            return edge.Query.RecommendSumScores(query, using)
+        return edge.Query.RecommendBestScore(query, using)
+
+    def prefetches(self, value: Any) -> list[edge.Prefetch] | None:
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else [value]
+        return [self._prefetch(item) for item in items]
+
+    def _prefetch(self, value: Any) -> edge.Prefetch:
+        if not isinstance(value, dict):
+            raise bad_json(f"prefetch must be an object, got {value!r}")
+        using = value.get("using")
+        return edge.Prefetch(
+            limit=_limit(value.get("limit"), 10),
+            query=self.query(value.get("query"), using),
+            prefetches=self.prefetches(value.get("prefetch")),
+            params=_search_params(value.get("params")),
+            filter=parse_filter(value.get("filter")),
+            score_threshold=value.get("score_threshold"),
+        )
+
+    def request(self, body: dict[str, Any]) -> edge.QueryRequest:
+        using = body.get("using")
+        return edge.QueryRequest(
+            limit=_limit(body.get("limit"), 10),
+            offset=body.get("offset"),
+            query=self.query(body.get("query"), using),
+            prefetches=self.prefetches(body.get("prefetch")),
+            with_vector=parse_with_vector(body.get("with_vector"), False),
+            with_payload=parse_with_payload(body.get("with_payload"), False),
+            filter=parse_filter(body.get("filter")),
+            score_threshold=body.get("score_threshold"),
+            params=_search_params(body.get("params")),
+        )
+
+
+def _run_query(collection: Any, body: Any) -> dict[str, Any]:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise bad_json("query body must be a JSON object")
+    points = collection.read("query", _QueryBuilder(collection).request(body))
+    return {"points": [scored_to_json(point) for point in points]}
+
+
+def query(request: Any) -> Any:
+    collection = request.store.resolve(request.path_parameters["collection"])
+    return _run_query(collection, request.body)
+
+
+def query_batch(request: Any) -> Any:
+    collection = request.store.resolve(request.path_parameters["collection"])
+    body = request.body if isinstance(request.body, dict) else {}
+    searches = body.get("searches")
+    if not isinstance(searches, list):
+        raise bad_json("missing field `searches`: expected a list of query requests")
+    return [_run_query(collection, search) for search in searches]
+
+
+def search(request: Any) -> Any:
+    """Legacy `SearchRequest`: `vector` is a list or `{"name", "vector"}`; the result is a bare list."""
+    collection = request.store.resolve(request.path_parameters["collection"])
+    body = request.body if isinstance(request.body, dict) else {}
+    vector = body.get("vector")
+    using = None
+    if isinstance(vector, dict) and "name" in vector:
+        using, vector = vector["name"], vector.get("vector")
+    if vector is None:
+        raise bad_json("missing field `vector`")
+    translated = {
+        "query": {"nearest": vector},
+        "using": using,
+        "filter": body.get("filter"),
+        "limit": body.get("limit"),
+        "offset": body.get("offset"),
+        "with_payload": body.get("with_payload"),
+        "with_vector": body.get("with_vector"),
+        "score_threshold": body.get("score_threshold"),
+        "params": body.get("params"),
+    }
+    return _run_query(collection, translated)["points"]
+
+
+ROUTES = [
+    ("POST", "/points/query", query),
+    ("POST", "/points/query/batch", query_batch),
+    ("POST", "/points/search", search),
+]

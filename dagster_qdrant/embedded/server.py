@@ -1,0 +1,220 @@
+"""The HTTP side of the embedded Qdrant: a threaded HTTP/1.1 keep-alive server on 127.0.0.1.
+
+Each request's body is read and parsed (orjson) in its own thread, outside any collection lock, so
+concurrent writers overlap their parsing with each other's engine work. Responses use Qdrant's envelope
+`{"result", "status": "ok", "time"}` and error shape `{"status": {"error"}, "time"}`; a missing or wrong
+API key gets a plain-text 401 as from Qdrant.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import hmac
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import orjson
+
+from dagster_qdrant.embedded.errors import ApiError, bad_json
+from dagster_qdrant.embedded.routes import BareJson, PlainText, Request, match_route
+from dagster_qdrant.embedded.store import Store, write_json_atomically
+
+LOG = logging.getLogger("dagster_qdrant.embedded")
+HOST = "127.0.0.1"
+SERVER_FILE = ".server.json"
+FLUSH_INTERVAL_SECONDS = 10.0
+UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+_STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+                409: "Conflict", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+
+
+class QdrantHttpServer(ThreadingHTTPServer):
+    """Threaded server holding the store and the optional API key."""
+
+    daemon_threads = True
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(self, store: Store, port: int, api_key: str | None) -> None:
+        self.store = store
+        self.api_key = api_key.encode() if api_key else None
+        super().__init__((HOST, port), _RequestHandler)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: QdrantHttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        """Per-request access logs would cost more than most requests; errors are logged where they happen."""
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def _handle(self, method: str) -> None:
+        started = time.perf_counter()
+        try:
+            raw = self._read_body()
+            url = urlsplit(self.path)
+            refusal = self._refusal(url.path)
+            if refusal is not None:
+                self._send(401, refusal.encode(), "text/plain")
+                return
+            handler, path_parameters = match_route(method, url.path)
+            request = Request(
+                store=self.server.store,
+                path_parameters={key: unquote(value) for key, value in path_parameters.items()},
+                query=dict(parse_qsl(url.query)),
+                body=_parse_json(raw),
+            )
+            result = handler(request)
+            if isinstance(result, PlainText):
+                self._send(200, result.text.encode(), "text/plain")
+                return
+            if isinstance(result, BareJson):
+                self._send(200, orjson.dumps(result.value), "application/json")
+                return
+            body = orjson.dumps({"result": result, "status": "ok", "time": time.perf_counter() - started})
+            self._send(200, body, "application/json")
+        except ApiError as error:
+            self._send_error(error.status, error.message, started)
+        except Exception as error:  # a bug must answer 500, not drop the connection
+            LOG.error("request %s %s failed:\n%s", method, self.path, traceback.format_exc())
+            self._send_error(500, f"Service internal error: {error}", started)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raw = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+        if raw and self.headers.get("Content-Encoding", "").lower() == "gzip":
+            raw = gzip.decompress(raw)
+        return raw
+
+    def _read_chunked(self) -> bytes:
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _refusal(self, path: str) -> str | None:
+        """Why the request is not authorized (Qdrant's words), or None when it is."""
+        expected = self.server.api_key
+        if expected is None or path.rstrip("/") in UNAUTHENTICATED_PATHS:
+            return None
+        given = self.headers.get("api-key")
+        if given is None:
+            authorization = self.headers.get("Authorization", "")
+            if authorization[:7].lower() == "bearer ":
+                given = authorization[7:].strip()
+        if given is None:
+            return "Must provide an API key or an Authorization bearer token"
+        if not hmac.compare_digest(given.encode(), expected):
+            return "Invalid API key or JWT"
+        return None
+
+    def _send_error(self, status: int, message: str, started: float) -> None:
+        body = orjson.dumps({"status": {"error": message}, "time": time.perf_counter() - started})
+        self._send(status, body, "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        head = (
+            f"HTTP/1.1 {status} {_STATUS_TEXT.get(status, 'Error')}\r\n"
+            f"Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "\r\n"
+        ).encode()
+        self.wfile.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            self.wfile.write(body)
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw or not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise bad_json(str(error)) from None
+
+
+def _flush_periodically(store: Store, stop: threading.Event) -> None:
+    """Persist segments now and then so the WAL stays short and restarts stay fast."""
+    while not stop.wait(FLUSH_INTERVAL_SECONDS):
+        store.flush_all()
+
+
+def serve(path: str | os.PathLike[str], port: int = 0, api_key: str | None = None) -> None:
+    """Run the server until SIGTERM/SIGINT; writes `<path>/.server.json` ({pid, port, url}) once listening."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Large upserts allocate hundreds of thousands of lists and dicts; default GC thresholds would
+    # rescan the heap many times per request. Objects alive at start are frozen out of collection.
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)
+    data_path = Path(path).resolve()
+    data_path.mkdir(parents=True, exist_ok=True)
+    store = Store(data_path)
+    server = QdrantHttpServer(store, port, api_key)
+    bound_port = server.server_address[1]
+    url = f"http://{HOST}:{bound_port}"
+    server_file = data_path / SERVER_FILE
+    write_json_atomically(server_file, {"pid": os.getpid(), "port": bound_port, "url": url})
+    stop = threading.Event()
+    threading.Thread(target=_flush_periodically, args=(store, stop), daemon=True, name="flush").start()
+
+    def _stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    LOG.info("Qdrant REST API (embedded, data in %s) listening on %s", data_path, url)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        stop.set()
+        server.server_close()
+        store.close()
+        _remove_server_file(server_file)
+        LOG.info("stopped")
+    sys.stdout.flush()
+
+
+def _remove_server_file(server_file: Path) -> None:
+    try:
+        if orjson.loads(server_file.read_bytes()).get("pid") == os.getpid():
+            server_file.unlink()
+    except (OSError, ValueError):
+        pass

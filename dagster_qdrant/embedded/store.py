@@ -1,0 +1,251 @@
+"""Collections on disk: one Qdrant Edge shard per collection, plus an alias table.
+
+Layout under the data directory:
+    collections/<name>/shard/        the Edge shard (segments + WAL; the WAL makes every update durable)
+    collections/<name>/config.json   the REST config it was created with; written last, so a directory
+                                     without it is an interrupted create and is removed at start
+    aliases.json                     alias -> collection, replaced atomically (temp file + os.replace)
+
+Writes to one collection are serialized by its lock (the WAL order is the apply order); reads run
+without it. The engine holds the process-wide WAL lock, so only one server can own a directory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import qdrant_edge as edge
+
+from dagster_qdrant.embedded.config import edge_config, normalize_create_body
+from dagster_qdrant.embedded.errors import ApiError, collection_not_found, conflict, from_engine, invalid, not_found
+
+_FORBIDDEN_NAME_CHARACTERS = set('<>:"/\\|?*\0')
+MAX_NAME_LENGTH = 255
+
+
+class Collection:
+    """One open shard with its REST config."""
+
+    def __init__(self, name: str, directory: Path, shard: edge.EdgeShard, config: dict[str, Any]) -> None:
+        self.name = name
+        self.directory = directory
+        self.shard = shard
+        self.config = config
+        self.write_lock = threading.Lock()
+        self.closed = False
+        self._operation_ids = itertools.count()
+
+    def update(self, operation: Any) -> int:
+        """Apply one update operation; return its operation id. Durable on return (Edge WAL)."""
+        with self.write_lock:
+            if self.closed:
+                raise collection_not_found(self.name)
+            try:
+                self.shard.update(operation)
+            except Exception as error:  # the engine raises plain Exception with Qdrant's message
+                raise from_engine(error) from None
+            return next(self._operation_ids)
+
+    def read(self, method: str, *arguments: Any) -> Any:
+        """Call a read method of the shard, mapping engine errors to API errors."""
+        try:
+            return getattr(self.shard, method)(*arguments)
+        except ApiError:
+            raise
+        except Exception as error:
+            if self.closed:
+                raise collection_not_found(self.name) from None
+            raise from_engine(error) from None
+
+    def flush(self) -> None:
+        """Persist segments so the WAL can be truncated; safe to call at any time."""
+        with self.write_lock:
+            if not self.closed:
+                self.shard.flush()
+
+    def close(self) -> None:
+        with self.write_lock:
+            if not self.closed:
+                self.closed = True
+                self.shard.close()
+
+
+class Store:
+    """The collections and aliases of one data directory."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).resolve()
+        self.collections_path = self.path / "collections"
+        self.collections_path.mkdir(parents=True, exist_ok=True)
+        self.aliases_path = self.path / "aliases.json"
+        self._lock = threading.RLock()
+        self._collections: dict[str, Collection] = {}
+        self._aliases: dict[str, str] = {}
+        self._load()
+
+    def _load(self) -> None:
+        for directory in sorted(self.collections_path.iterdir()):
+            config_path = directory / "config.json"
+            if directory.name.startswith(".") or not config_path.exists():
+                shutil.rmtree(directory, ignore_errors=True)  # interrupted create or delete
+                continue
+            config = orjson.loads(config_path.read_bytes())
+            shard = edge.EdgeShard.load(str(directory / "shard"))
+            self._collections[directory.name] = Collection(directory.name, directory, shard, config)
+        if self.aliases_path.exists():
+            aliases = orjson.loads(self.aliases_path.read_bytes())
+            self._aliases = {alias: target for alias, target in aliases.items() if target in self._collections}
+
+    # collections -------------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._collections)
+
+    def resolve(self, name: str) -> Collection:
+        """The collection called `name`, directly or through an alias (aliases first, like Qdrant)."""
+        with self._lock:
+            target = self._aliases.get(name, name)
+            collection = self._collections.get(target)
+        if collection is None:
+            raise collection_not_found(name)
+        return collection
+
+    def exists(self, name: str) -> bool:
+        with self._lock:
+            return name in self._collections or name in self._aliases
+
+    def create(self, name: str, body: Any) -> None:
+        validate_name(name)
+        rest_config = normalize_create_body(body)
+        config = edge_config(rest_config)
+        with self._lock:
+            if name in self._collections:
+                raise conflict(f"Collection `{name}` already exists!")
+            if name in self._aliases:
+                raise conflict(f"Alias with the same name `{name}` already exists!")
+            directory = self.collections_path / name
+            shutil.rmtree(directory, ignore_errors=True)
+            try:
+                shard = edge.EdgeShard.create(str(directory / "shard"), config)
+            except Exception as error:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise from_engine(error) from None
+            shard.flush()
+            write_json_atomically(directory / "config.json", rest_config)
+            self._collections[name] = Collection(name, directory, shard, rest_config)
+
+    def delete(self, name: str) -> bool:
+        """Delete a collection (not an alias) and its aliases; False when there was none."""
+        with self._lock:
+            collection = self._collections.pop(name, None)
+            if collection is None:
+                return False
+            remaining = {alias: target for alias, target in self._aliases.items() if target != name}
+            if remaining != self._aliases:
+                self._save_aliases(remaining)
+        collection.close()
+        trash = self.collections_path / f".deleted-{name}-{uuid.uuid4().hex}"
+        os.replace(collection.directory, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    # aliases -----------------------------------------------------------------------------------
+
+    def aliases(self, collection: str | None = None) -> list[dict[str, str]]:
+        with self._lock:
+            items = sorted(self._aliases.items())
+        return [
+            {"alias_name": alias, "collection_name": target}
+            for alias, target in items
+            if collection is None or target == collection
+        ]
+
+    def update_aliases(self, actions: list[Any]) -> None:
+        """Apply create/delete/rename actions all together or none of them."""
+        with self._lock:
+            aliases = dict(self._aliases)
+            for action in actions:
+                self._apply_alias_action(aliases, action)
+            self._save_aliases(aliases)
+
+    def _apply_alias_action(self, aliases: dict[str, str], action: Any) -> None:
+        if not isinstance(action, dict) or len([key for key in action if action[key] is not None]) != 1:
+            raise ApiError(400, f"Json deserialize error: alias action must be one of create_alias, delete_alias, rename_alias, got {action!r}")
+        kind, spec = next((key, value) for key, value in action.items() if value is not None)
+        if kind == "create_alias":
+            alias, target = _require(spec, "alias_name"), _require(spec, "collection_name")
+            if target not in self._collections:
+                raise collection_not_found(target)
+            if alias in self._collections:
+                raise conflict(f"Collection with the same name `{alias}` already exists!")
+            validate_name(alias)
+            aliases[alias] = target
+        elif kind == "delete_alias":
+            alias = _require(spec, "alias_name")
+            if aliases.pop(alias, None) is None:
+                raise not_found(f"Alias {alias} does not exists!")
+        elif kind == "rename_alias":
+            old, new = _require(spec, "old_alias_name"), _require(spec, "new_alias_name")
+            if old not in aliases:
+                raise not_found(f"Alias {old} does not exists!")
+            if new in self._collections:
+                raise conflict(f"Collection with the same name `{new}` already exists!")
+            validate_name(new)
+            aliases[new] = aliases.pop(old)
+        else:
+            raise ApiError(400, f"Json deserialize error: unknown alias action `{kind}`: expected create_alias, delete_alias or rename_alias")
+
+    def _save_aliases(self, aliases: dict[str, str]) -> None:
+        write_json_atomically(self.aliases_path, aliases)
+        self._aliases = aliases
+
+    # lifetime ----------------------------------------------------------------------------------
+
+    def flush_all(self) -> None:
+        with self._lock:
+            collections = list(self._collections.values())
+        for collection in collections:
+            try:
+                collection.flush()
+            except Exception:  # a collection deleted meanwhile; nothing to persist
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            collections = list(self._collections.values())
+            self._collections.clear()
+        for collection in collections:
+            collection.close()
+
+
+def _require(spec: Any, key: str) -> str:
+    if not isinstance(spec, dict) or not isinstance(spec.get(key), str):
+        raise ApiError(400, f"Json deserialize error: missing field `{key}` in alias action")
+    return spec[key]
+
+
+def validate_name(name: str) -> None:
+    """Collection and alias names become directory names: refuse what a file system cannot hold."""
+    if not name or len(name) > MAX_NAME_LENGTH or name in (".", "..") or name.startswith("."):
+        raise invalid(f"collection_name: `{name}` must be 1 to {MAX_NAME_LENGTH} characters and not start with `.`")
+    bad = sorted(set(name) & _FORBIDDEN_NAME_CHARACTERS)
+    if bad:
+        raise invalid(f"collection_name: `{name}` must not contain {''.join(bad)!r}")
+
+
+def write_json_atomically(path: Path, value: Any) -> None:
+    """Write JSON so a reader (or a restart after a crash) sees the old file or the new one, never half."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(orjson.dumps(value))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

@@ -1,0 +1,128 @@
+"""Errors raised by dagster_qdrant.
+
+Every error a user can cause carries what went wrong and how to fix it. Errors coming from the server
+also carry the HTTP status, the collection and, for writes, a sample of the point ids involved, so a
+failing Spark task or Dagster step can be traced to the rows that caused it. Secrets (the API key) are
+never part of any message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+_ID_SAMPLE_SIZE = 10
+
+
+def _sample(point_ids: Iterable[Any] | None) -> list[Any]:
+    """The first few ids, enough to find the rows without flooding a log."""
+    if point_ids is None:
+        return []
+    sample: list[Any] = []
+    for point_id in point_ids:
+        if len(sample) >= _ID_SAMPLE_SIZE:
+            break
+        sample.append(point_id)
+    return sample
+
+
+class QdrantError(Exception):
+    """Base class: anything that went wrong talking to Qdrant or preparing data for it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        collection: str | None = None,
+        point_ids: Iterable[Any] | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.collection = collection
+        self.point_ids = _sample(point_ids)
+        super().__init__(self._full_message())
+
+    def _full_message(self) -> str:
+        details = []
+        if self.status is not None:
+            details.append(f"HTTP {self.status}")
+        if self.collection is not None:
+            details.append(f"collection {self.collection!r}")
+        if self.point_ids:
+            details.append(f"first point ids {self.point_ids!r}")
+        if not details:
+            return self.message
+        return f"{self.message} ({', '.join(details)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Spark ships exceptions from executors to the driver by pickling them; keyword-only
+        # constructor arguments need an explicit recipe.
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+def _rebuild(cls: type[QdrantError], state: dict[str, Any]) -> QdrantError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error._full_message())
+    return error
+
+
+class QdrantConfigError(QdrantError, ValueError):
+    """An option has a value that cannot work: the message names the option, the value and what is allowed."""
+
+
+class QdrantDataError(QdrantError, ValueError):
+    """A row cannot become a Qdrant point (bad id, vector or payload value); nothing of it was sent."""
+
+
+class QdrantConnectionError(QdrantError, ConnectionError):
+    """The server could not be reached, or kept timing out after every retry."""
+
+
+class QdrantAuthError(QdrantError):
+    """The server refused the credentials (401/403): set api_key or QDRANT_API_KEY."""
+
+
+class QdrantNotFoundError(QdrantError):
+    """The collection (or point) does not exist (404)."""
+
+
+class QdrantRequestError(QdrantError):
+    """The server rejected a request (a 4xx other than 401/403/404) or data could not become a request."""
+
+
+class QdrantWriteError(QdrantError):
+    """A write stopped part way: some points were written, others were not."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        written: int = 0,
+        failed: int = 0,
+        failed_ids: Iterable[Any] | None = None,
+        status: int | None = None,
+        collection: str | None = None,
+    ) -> None:
+        self.written = written
+        self.failed = failed
+        self.failed_ids = _sample(failed_ids)
+        super().__init__(
+            f"{message}; {written} points written, {failed} points not written",
+            status=status,
+            collection=collection,
+            point_ids=self.failed_ids,
+        )
+
+
+__all__ = [
+    "QdrantAuthError",
+    "QdrantConfigError",
+    "QdrantConnectionError",
+    "QdrantDataError",
+    "QdrantError",
+    "QdrantNotFoundError",
+    "QdrantRequestError",
+    "QdrantWriteError",
+]

@@ -1,0 +1,373 @@
+"""The only HTTP client in dagster_qdrant: a small layer over ``requests`` for Qdrant's REST API.
+
+Why each piece is here:
+- one pooled ``requests.Session`` per process per (endpoint, headers, verify), kept in a module cache, so
+  Spark tasks and Dagster steps in one Python worker reuse TCP/TLS connections instead of opening new ones;
+  the process id is part of the key because a forked Spark worker must not share its parent's sockets;
+- orjson for bodies, because JSON encoding of float vectors is the client's hot path (numpy arrays are
+  serialized directly with ``OPT_SERIALIZE_NUMPY``);
+- retries only where retrying can help (408, 429 with ``Retry-After``, 5xx, dropped connections and
+  timeouts) with exponential backoff and jitter; any other 4xx is raised at once with the server's message;
+- errors mapped to errors.py with the status, the collection and the point ids involved, never the API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from dagster_qdrant.errors import (
+    QdrantAuthError,
+    QdrantConnectionError,
+    QdrantError,
+    QdrantNotFoundError,
+    QdrantRequestError,
+)
+from dagster_qdrant.options import ConnectionOptions
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_MAX_BACKOFF_SECONDS = 30.0
+_MAX_RETRY_AFTER_SECONDS = 120.0
+_POOL_SIZE = 32
+_MESSAGE_LIMIT = 1000
+
+_sessions: dict[tuple[Any, ...], requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def encode_json(body: Any) -> bytes:
+    """Encode a request body; numpy arrays (vectors) are written natively by orjson."""
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def decode_json(content: bytes) -> Any:
+    return orjson.loads(content)
+
+
+def _effective_headers(options: ConnectionOptions) -> dict[str, str]:
+    headers = options.request_headers()
+    if "api-key" not in headers:
+        env_key = os.environ.get("QDRANT_API_KEY")
+        if env_key:
+            headers["api-key"] = env_key
+    return headers
+
+
+def shared_session(options: ConnectionOptions) -> requests.Session:
+    """The process-wide pooled session for this endpoint and these headers (created once, thread-safe)."""
+    headers = _effective_headers(options)
+    key = (os.getpid(), options.endpoint, tuple(sorted(headers.items())), options.verify)
+    session = _sessions.get(key)
+    if session is not None:
+        return session
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers.update(headers)
+            session.verify = options.verify
+            _sessions[key] = session
+    return session
+
+
+def _server_message(response: requests.Response) -> str:
+    """Qdrant's own words: ``{"status": {"error": ...}}``, or the plain text some errors (401/403) use."""
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        text = response.text.strip()
+        return text[:_MESSAGE_LIMIT] or (response.reason or f"HTTP {response.status_code}")
+    if isinstance(data, dict):
+        status = data.get("status")
+        if isinstance(status, dict) and status.get("error"):
+            return str(status["error"])[:_MESSAGE_LIMIT]
+        if isinstance(status, str) and status != "ok":
+            return status[:_MESSAGE_LIMIT]
+    return str(data)[:_MESSAGE_LIMIT]
+
+
+def _retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS)
+
+
+class QdrantHttp:
+    """Calls to one Qdrant server; every method returns the response's ``result``."""
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        self.options = options
+        self.endpoint = options.endpoint
+        self._session = shared_session(options)
+
+    def __repr__(self) -> str:
+        return f"QdrantHttp(endpoint={self.endpoint!r})"
+
+    # ----- core -----------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        collection: str | None = None,
+        point_ids: list[Any] | None = None,
+    ) -> Any:
+        """Send one request (with retries) and return its ``result``."""
+        return self.send(method, path, body, params, collection, point_ids).get("result")
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        collection: str | None = None,
+        point_ids: list[Any] | None = None,
+    ) -> dict[str, Any]:
+        """Send one request (with retries) and return the whole decoded response."""
+        data = body if body is None or isinstance(body, bytes) else encode_json(body)
+        url = self.endpoint + path
+        attempts = self.options.max_retries + 1
+        for attempt in range(attempts):
+            last_attempt = attempt == attempts - 1
+            try:
+                response = self._session.request(
+                    method, url, data=data, params=params, timeout=self.options.timeout
+                )
+            except requests.exceptions.SSLError as error:
+                raise QdrantConnectionError(
+                    f"TLS verification failed for Qdrant at {self.endpoint} ({error}); pass verify='/path/to/ca.pem' "
+                    "for a private CA, or check the endpoint's certificate",
+                    collection=collection,
+                ) from None
+            except (requests.ConnectionError, requests.Timeout) as error:
+                if last_attempt:
+                    raise self._unreachable(method, path, error, collection) from None
+                self._pause(attempt, f"{method} {path}: {type(error).__name__}")
+                continue
+            status = response.status_code
+            if status < 400:
+                return self._decode(response, method, path, collection)
+            if status in RETRY_STATUSES and not last_attempt:
+                self._pause(attempt, f"{method} {path}: HTTP {status}", _retry_after_seconds(response))
+                continue
+            raise self._error(response, method, path, collection, point_ids, attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pause(self, attempt: int, reason: str, retry_after: float | None = None) -> None:
+        if retry_after is None:
+            delay = self.options.backoff_factor * (2**attempt)
+            delay = min(delay * random.uniform(0.5, 1.5), _MAX_BACKOFF_SECONDS)
+        else:
+            delay = retry_after
+        logger.warning("Qdrant request failed (%s); retry %d in %.2fs", reason, attempt + 1, delay)
+        time.sleep(delay)
+
+    def _decode(self, response: requests.Response, method: str, path: str, collection: str | None) -> Any:
+        try:
+            return decode_json(response.content) if response.content else {}
+        except orjson.JSONDecodeError:
+            raise QdrantRequestError(
+                f"Qdrant at {self.endpoint} answered {method} {path} with a body that is not JSON: "
+                f"{response.text[:200]!r}; is the endpoint a Qdrant REST port (default 6333)?",
+                status=response.status_code,
+                collection=collection,
+            ) from None
+
+    def _unreachable(self, method: str, path: str, error: Exception, collection: str | None) -> QdrantError:
+        kind = "timed out" if isinstance(error, requests.Timeout) else "could not connect"
+        hint = (
+            f"raise the 'timeout' option (now {self.options.timeout}s) or check the server's load"
+            if isinstance(error, requests.Timeout)
+            else "check the endpoint, or start the server (`dagster-qdrant serve` for the embedded one)"
+        )
+        return QdrantConnectionError(
+            f"Qdrant at {self.endpoint} {kind} for {method} {path} after "
+            f"{self.options.max_retries + 1} attempt(s) ({type(error).__name__}); {hint}",
+            collection=collection,
+        )
+
+    def _error(
+        self,
+        response: requests.Response,
+        method: str,
+        path: str,
+        collection: str | None,
+        point_ids: list[Any] | None,
+        attempts: int,
+    ) -> QdrantError:
+        status = response.status_code
+        message = _server_message(response)
+        where = f"{method} {path}"
+        if status in (401, 403):
+            return QdrantAuthError(
+                f"Qdrant at {self.endpoint} refused {where}: {message}; set the 'api_key' option "
+                "(or the QDRANT_API_KEY environment variable) to a key the server accepts",
+                status=status,
+                collection=collection,
+            )
+        if status == 404 and collection is not None:
+            return QdrantNotFoundError(
+                f"Collection {collection!r} not found at {self.endpoint} ({where}: {message}); create it "
+                "first, or write with create_collection=True",
+                status=status,
+                collection=collection,
+                point_ids=point_ids,
+            )
+        if status == 404:
+            return QdrantNotFoundError(f"Qdrant at {self.endpoint}: {where} not found: {message}", status=status)
+        if status < 500 and status not in RETRY_STATUSES:
+            return QdrantRequestError(
+                f"Qdrant rejected {where}: {message}", status=status, collection=collection, point_ids=point_ids
+            )
+        return QdrantError(
+            f"Qdrant at {self.endpoint} kept failing {where} after {attempts} attempt(s): {message}",
+            status=status,
+            collection=collection,
+            point_ids=point_ids,
+        )
+
+    # ----- server and collections ----------------------------------------------------------------
+
+    def server_version(self) -> tuple[int, int, int]:
+        """The server's version from ``GET /`` (pre-release suffixes dropped); (0, 0, 0) when unknown."""
+        version = str(self.send("GET", "/").get("version", ""))
+        match = re.match(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", version)
+        if match is None:
+            return (0, 0, 0)
+        major, minor, patch = (int(part or 0) for part in match.groups())
+        return (major, minor, patch)
+
+    def collection_info(self, name: str) -> dict[str, Any] | None:
+        """``GET /collections/{name}``'s result, or None when the collection does not exist."""
+        try:
+            return self.request("GET", _collection_path(name), collection=name)
+        except QdrantNotFoundError:
+            return None
+
+    def collection_exists(self, name: str) -> bool:
+        try:
+            result = self.request("GET", _collection_path(name) + "/exists", collection=name)
+        except QdrantNotFoundError:
+            return self.collection_info(name) is not None
+        return bool(result.get("exists")) if isinstance(result, dict) else bool(result)
+
+    def create_collection(self, name: str, body: dict[str, Any], exist_ok: bool = False) -> bool:
+        """Create a collection; with ``exist_ok`` a concurrent creator winning the race is not an error.
+
+        Returns True when this call created it, False when it already existed (only with ``exist_ok``).
+        """
+        try:
+            self.request("PUT", _collection_path(name), body, collection=name)
+        except QdrantRequestError as error:
+            already = error.status == 409 or "already exists" in error.message
+            if exist_ok and already:
+                return False
+            raise
+        return True
+
+    def delete_collection(self, name: str) -> bool:
+        return bool(self.request("DELETE", _collection_path(name), collection=name))
+
+    def create_payload_index(self, collection: str, field: str, schema: Any, wait: bool = True) -> Any:
+        body = {"field_name": field, "field_schema": schema}
+        return self.request(
+            "PUT", _collection_path(collection) + "/index", body, {"wait": _flag(wait)}, collection=collection
+        )
+
+    # ----- aliases --------------------------------------------------------------------------------
+
+    def update_aliases(self, actions: list[dict[str, Any]]) -> Any:
+        """Apply alias actions atomically, e.g. ``[{"delete_alias": ...}, {"create_alias": ...}]``."""
+        return self.request("POST", "/collections/aliases", {"actions": actions})
+
+    def collection_aliases(self, name: str) -> list[str]:
+        result = self.request("GET", _collection_path(name) + "/aliases", collection=name)
+        return [alias["alias_name"] for alias in (result or {}).get("aliases", [])]
+
+    def list_aliases(self) -> list[dict[str, Any]]:
+        """Every alias: ``[{"alias_name": ..., "collection_name": ...}]``."""
+        return list((self.request("GET", "/aliases") or {}).get("aliases", []))
+
+    # ----- points ---------------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        collection: str,
+        body: dict[str, Any] | bytes,
+        wait: bool = True,
+        method: str = "PUT",
+        point_ids: list[Any] | None = None,
+    ) -> Any:
+        """Upsert points (``{"batch": ...}`` or ``{"points": [...]}``, or its pre-encoded bytes)."""
+        return self.request(
+            method.upper(),
+            _collection_path(collection) + "/points",
+            body,
+            {"wait": _flag(wait)},
+            collection=collection,
+            point_ids=point_ids,
+        )
+
+    def scroll(self, collection: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+        """One page: the points and the id to start the next page from (None after the last page)."""
+        result = self.request("POST", _collection_path(collection) + "/points/scroll", body, collection=collection)
+        return list(result.get("points", [])), result.get("next_page_offset")
+
+    def count(self, collection: str, filter: dict[str, Any] | None = None, exact: bool = True) -> int:
+        body: dict[str, Any] = {"exact": exact}
+        if filter is not None:
+            body["filter"] = filter
+        result = self.request("POST", _collection_path(collection) + "/points/count", body, collection=collection)
+        return int(result["count"])
+
+    def delete_points(self, collection: str, selector: dict[str, Any], wait: bool = True) -> Any:
+        """Delete by ``{"points": [ids]}`` or ``{"filter": {...}}``."""
+        return self.request(
+            "POST",
+            _collection_path(collection) + "/points/delete",
+            selector,
+            {"wait": _flag(wait)},
+            collection=collection,
+        )
+
+    def query(self, collection: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        result = self.request("POST", _collection_path(collection) + "/points/query", body, collection=collection)
+        return list(result.get("points", [])) if isinstance(result, dict) else list(result or [])
+
+
+def _collection_path(name: str) -> str:
+    return "/collections/" + quote(name, safe="")
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+__all__ = ["QdrantHttp", "decode_json", "encode_json", "shared_session"]

@@ -1,0 +1,251 @@
+"""Spark filters as Qdrant filter conditions, pushed only when Qdrant gives exactly Spark's answer.
+
+Spark hands the reader the AND-ed filters of a query; each one either becomes a Qdrant condition (and
+Qdrant returns only matching points) or stays with Spark. A filter is pushed only when the condition
+selects the same points Spark would keep, including Spark's rule that a comparison with null is not
+true:
+
+- ``=``, ``IN`` on string, integer and boolean columns: ``match`` (``value`` / ``any``); on double columns
+  ``=`` is a closed ``range``. On ``id``: ``has_id``, with the literal in the id's canonical form.
+- ``<``, ``<=``, ``>``, ``>=`` on numeric columns: ``range`` (integers only where a double holds them).
+- ``IS NULL`` / ``IS NOT NULL`` on scalar columns: ``is_empty`` (a missing key, null) and its negation.
+- ``NOT x``: ``must_not`` of x, plus "is not empty" so rows where the column is null stay out, as in Spark.
+- ``LIKE 'abc%'`` on strings: ``match.prefix`` (byte-wise, case-sensitive, like Spark), only when the
+  server has it (Qdrant 1.19+).
+
+Everything else stays in Spark: string ordering (Qdrant ranges are numeric), ``LIKE '%x'``/``'%x%'``
+(Qdrant's text match works on tokens, not substrings), arrays, structs as values, timestamps and dates
+(their payload text may be written in several equivalent forms), and columns inferred from values of
+several kinds (their text is not what Qdrant stores).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pyspark.sql.datasource import (
+    EqualNullSafe,
+    EqualTo,
+    Filter,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    IsNotNull,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+    Not,
+    StringStartsWith,
+)
+from pyspark.sql.types import (
+    BooleanType,
+    ByteType,
+    DataType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    ShortType,
+    StringType,
+    StructType,
+)
+
+from dagster_qdrant.schema import ID_COLUMN, MIXED_METADATA_KEY
+
+Condition = dict[str, Any]
+
+_INTEGER_TYPES = (LongType, IntegerType, ShortType, ByteType)
+_FLOAT_TYPES = (DoubleType, FloatType)
+_MATCHABLE_TYPES = (StringType, BooleanType, *_INTEGER_TYPES)
+_SCALAR_TYPES = (*_MATCHABLE_TYPES, *_FLOAT_TYPES)
+_EXACT_DOUBLE_LIMIT = 2**53
+_RANGE_KEYS = {LessThan: "lt", LessThanOrEqual: "lte", GreaterThan: "gt", GreaterThanOrEqual: "gte"}
+
+
+class FilterTranslator:
+    """Translates Spark filters against one read schema.
+
+    ``payload_columns`` maps the schema's payload columns to their types (id and vector columns are
+    not payload). ``prefix_match`` says whether the server understands ``match.prefix``.
+    """
+
+    def __init__(self, schema: StructType, vector_columns: Sequence[str], *, prefix_match: bool) -> None:
+        self.schema = schema
+        self.vector_columns = set(vector_columns)
+        self.prefix_match = prefix_match
+
+    def split(self, filters: Sequence[Filter]) -> tuple[list[Condition], list[Filter]]:
+        """(conditions Qdrant applies, filters Spark must still apply) — every filter lands in one."""
+        pushed: list[Condition] = []
+        kept: list[Filter] = []
+        for spark_filter in filters:
+            condition = self.translate(spark_filter)
+            if condition is None:
+                kept.append(spark_filter)
+            else:
+                pushed.append(condition)
+        return pushed, kept
+
+    def translate(self, spark_filter: Filter) -> Condition | None:
+        """The Qdrant condition equivalent to ``spark_filter``, or None when there is none exactly."""
+        if isinstance(spark_filter, Not):
+            return self._negation(spark_filter.child)
+        attribute = getattr(spark_filter, "attribute", None)
+        if attribute == (ID_COLUMN,) and self._is_id_column():
+            return self._id_condition(spark_filter)
+        column = self._payload_column(attribute)
+        if column is None:
+            return None
+        key, data_type = column
+        if isinstance(spark_filter, EqualNullSafe):
+            if spark_filter.value is None:
+                return _is_empty(key)
+            spark_filter = EqualTo(spark_filter.attribute, spark_filter.value)
+        if isinstance(spark_filter, EqualTo):
+            return _equal(key, data_type, spark_filter.value)
+        if isinstance(spark_filter, In):
+            return _one_of(key, data_type, spark_filter.value)
+        if type(spark_filter) in _RANGE_KEYS:
+            return _compare(key, data_type, _RANGE_KEYS[type(spark_filter)], spark_filter.value)
+        if isinstance(spark_filter, IsNull):
+            return _is_empty(key)
+        if isinstance(spark_filter, IsNotNull):
+            return {"must_not": [_is_empty(key)]}
+        if isinstance(spark_filter, StringStartsWith) and self.prefix_match:
+            if isinstance(data_type, StringType) and isinstance(spark_filter.value, str):
+                return {"key": key, "match": {"prefix": spark_filter.value}}
+        return None
+
+    def _negation(self, child: Filter) -> Condition | None:
+        if isinstance(child, Not):
+            # NOT NOT x is x where x is not null, and x already leaves out nulls.
+            return self.translate(child.child)
+        inner = self.translate(child)
+        if inner is None:
+            return None
+        attribute = getattr(child, "attribute", None)
+        if attribute == (ID_COLUMN,) and self._is_id_column():
+            return {"must_not": [inner]}
+        if isinstance(child, (IsNull, IsNotNull, EqualNullSafe)):
+            return {"must_not": [inner]}
+        key = self._payload_column(attribute)
+        if key is None:
+            return None
+        return {"must": [{"must_not": [_is_empty(key[0])]}], "must_not": [inner]}
+
+    def _is_id_column(self) -> bool:
+        return ID_COLUMN in self.schema.fieldNames()
+
+    def _payload_column(self, attribute: Any) -> tuple[str, DataType] | None:
+        """The payload key and type of a filtered column, when it is a scalar payload field."""
+        if not attribute or attribute[0] in self.vector_columns or attribute[0] == ID_COLUMN:
+            return None
+        fields: StructType = self.schema
+        data_type: DataType | None = None
+        for depth, part in enumerate(attribute):
+            if not isinstance(fields, StructType) or part not in fields.fieldNames():
+                return None
+            field = fields[part]
+            if field.metadata.get(MIXED_METADATA_KEY) or not _is_plain_key(part):
+                return None
+            data_type = field.dataType
+            fields = data_type if depth < len(attribute) - 1 else None  # type: ignore[assignment]
+        if not isinstance(data_type, _SCALAR_TYPES):
+            return None
+        return ".".join(attribute), data_type
+
+    def _id_condition(self, spark_filter: Filter) -> Condition | None:
+        if isinstance(spark_filter, (EqualTo, EqualNullSafe)):
+            ids = _canonical_ids([spark_filter.value])
+        elif isinstance(spark_filter, In):
+            ids = _canonical_ids(spark_filter.value)
+        else:
+            return None
+        return None if ids is None else {"has_id": ids}
+
+
+def _is_plain_key(part: str) -> bool:
+    """Keys Qdrant's key syntax reads literally (no dots, brackets or quotes to escape)."""
+    return bool(part) and all(ch.isalnum() or ch in "_-" for ch in part)
+
+
+def _canonical_ids(values: Sequence[Any]) -> list[int | str] | None:
+    """Literals as Qdrant ids, only when their text is exactly how the id column shows that id."""
+    ids: list[int | str] = []
+    for value in values:
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, int) and 0 <= value < 2**64:
+            ids.append(value)
+        elif isinstance(value, str) and value.isdigit() and str(int(value)) == value and int(value) < 2**64:
+            ids.append(int(value))
+        elif isinstance(value, str):
+            try:
+                parsed = str(uuid.UUID(value))
+            except ValueError:
+                return None
+            if parsed != value:
+                return None
+            ids.append(parsed)
+        else:
+            return None
+    return list(dict.fromkeys(ids))
+
+
+def _is_empty(key: str) -> Condition:
+    return {"is_empty": {"key": key}}
+
+
+def _fits(data_type: DataType, value: Any) -> bool:
+    """A literal Qdrant compares as Spark does for the column type."""
+    if value is None or isinstance(value, bool) != isinstance(data_type, BooleanType):
+        return False
+    if isinstance(data_type, StringType):
+        return isinstance(value, str)
+    if isinstance(data_type, _INTEGER_TYPES):
+        return isinstance(value, int) and -(2**63) <= value < 2**63
+    if isinstance(data_type, _FLOAT_TYPES):
+        return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+    return isinstance(data_type, BooleanType)
+
+
+def _equal(key: str, data_type: DataType, value: Any) -> Condition | None:
+    if not _fits(data_type, value):
+        return None
+    if isinstance(data_type, _FLOAT_TYPES):
+        if isinstance(data_type, FloatType):
+            return None
+        return {"key": key, "range": {"gte": float(value), "lte": float(value)}}
+    return {"key": key, "match": {"value": value}}
+
+
+def _one_of(key: str, data_type: DataType, values: Sequence[Any]) -> Condition | None:
+    if not values or not isinstance(data_type, (StringType, *_INTEGER_TYPES)):
+        return None
+    if not all(_fits(data_type, value) for value in values):
+        return None
+    return {"key": key, "match": {"any": list(dict.fromkeys(values))}}
+
+
+def _compare(key: str, data_type: DataType, operator: str, value: Any) -> Condition | None:
+    if isinstance(data_type, FloatType) or not isinstance(data_type, (*_INTEGER_TYPES, DoubleType)):
+        return None
+    if not _fits(data_type, value) or abs(value) > _EXACT_DOUBLE_LIMIT:
+        return None
+    return {"key": key, "range": {operator: value}}
+
+
+def combine_filters(*filters: Mapping[str, Any] | None, conditions: Sequence[Condition] = ()) -> dict | None:
+    """One Qdrant filter that all of ``filters`` and ``conditions`` must match (None: match all)."""
+    must: list[Any] = [dict(f) for f in filters if f]
+    must.extend(conditions)
+    if not must:
+        return None
+    if len(must) == 1 and set(must[0]) <= {"must", "should", "must_not", "min_should"}:
+        return must[0]
+    return {"must": must}
+
+
+__all__ = ["Condition", "FilterTranslator", "combine_filters"]
