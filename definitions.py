@@ -15,6 +15,7 @@ name a real one.
 
 import importlib.resources
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -43,6 +44,9 @@ VECTOR_SIZE = 64
 EMBEDDING_SEED = 42
 """Word2Vec's seed: the same corpus always gives the same vectors."""
 QDRANT_IO_MANAGER = "qdrant_io_manager"
+# Spark's Python workers must run this interpreter (the one dagster_qdrant is installed in), not
+# whatever `python3` comes first on PATH.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 daily_partitions = DailyPartitionsDefinition(start_date="2024-05-01", end_date="2024-05-09")
 """One partition per publication day of the shipped corpus (2024-05-01 .. 2024-05-08)."""
 
@@ -101,7 +105,7 @@ def _embed(model: Any, frame: Any) -> Any:
 def embedding_model(context: AssetExecutionContext, documents: pd.DataFrame, pyspark: PySparkResource) -> str:
     spark = pyspark.spark_session
     model = _embedding_pipeline().fit(_with_content(spark.createDataFrame(documents)))
-    path = Path(context.instance.storage_directory()) / "embedding_model" / context.run_id
+    path = Path(context.instance.storage_directory()) / "spark_models" / f"embedding_model_{context.run_id}"
     model.write().overwrite().save(str(path))
     context.add_output_metadata({"path": str(path), "vector_size": VECTOR_SIZE})
     return str(path)

@@ -6,11 +6,14 @@ Starts a server on a temporary directory, then for each (batch size, client thre
 points with `wait=true` and prints points/s. "pre-encoded" times only the HTTP round trips (bodies are
 built before the clock starts: the server's throughput); "end-to-end" also encodes each body with orjson
 inside the timed loop, as a client would (client and server share this machine's cores).
+"server-CPU" divides the points by the CPU seconds the server process used for them (from /proc): the
+rate the server sustains on one free core, independent of what else runs on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +39,13 @@ def _create(session: requests.Session, url: str, name: str) -> None:
     session.delete(f"{url}/collections/{name}").raise_for_status()
     response = session.put(f"{url}/collections/{name}", json={"vectors": {"size": DIMENSION, "distance": "Cosine"}})
     response.raise_for_status()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _run(url: str, name: str, vectors: np.ndarray, batch: int, threads: int, pre_encoded: bool) -> float:
@@ -69,12 +79,14 @@ def main() -> None:
     vectors = np.random.default_rng(7).random((arguments.points, DIMENSION), dtype=np.float32)
     with tempfile.TemporaryDirectory() as directory, start_embedded_qdrant(directory) as server:
         print(f"{arguments.points} points of {DIMENSION}-d float32 into {server.url}")
-        print(f"{'batch':>7} {'threads':>7} {'pre-encoded pts/s':>18} {'end-to-end pts/s':>17}")
+        print(f"{'batch':>7} {'threads':>7} {'pre-encoded pts/s':>18} {'server-CPU pts/s':>17} {'end-to-end pts/s':>17}")
         for batch in arguments.batch:
             for threads in arguments.threads:
+                cpu_before = _cpu_seconds(server.pid)
                 server_rate = _run(server.url, "bench", vectors, batch, threads, pre_encoded=True)
+                cpu_rate = len(vectors) / max(_cpu_seconds(server.pid) - cpu_before, 1e-9)
                 total_rate = _run(server.url, "bench", vectors, batch, threads, pre_encoded=False)
-                print(f"{batch:>7} {threads:>7} {server_rate:>18,.0f} {total_rate:>17,.0f}")
+                print(f"{batch:>7} {threads:>7} {server_rate:>18,.0f} {cpu_rate:>17,.0f} {total_rate:>17,.0f}")
 
 
 if __name__ == "__main__":

@@ -104,8 +104,13 @@ def run_parts(arguments: argparse.Namespace, target: Target, work_dir: Path) -> 
     if "spark" in parts:
         session = spark.start_spark(arguments.cores)
         try:
+            first_use = spark.warm_up(session, target, dataset)
+            notes.append(f"Spark's first data source write and read in a session (a few rows, untimed above) took "
+                         f"{first_use['first_write_seconds']:.1f} s and {first_use['first_read_seconds']:.1f} s: "
+                         "Python worker start-up and planning, independent of N.")
             write = _announce(spark.measure_write(
                 session, target, dataset, "bench_spark", key_values(arguments.spark_write_option)))
+            write.details["first_use"] = first_use
             results.append(write)
             target.delete_collection("bench_spark")
             results.append(_announce(spark.measure_read(

@@ -93,12 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     sizes = sorted(int(size) for size in arguments.sizes.split(",") if size.strip())
     results: list[Result] = []
+    first_use: dict[str, float] = {}
     load_before = environment()["load_average"]
     with tempfile.TemporaryDirectory(prefix="dagster-qdrant-scaling-", dir=arguments.work_dir) as scratch:
         work_dir = Path(scratch)
         with qdrant_target(arguments.qdrant_url, arguments.api_key, work_dir / "qdrant") as target:
             session = spark.start_spark(arguments.cores)
             try:
+                first_use = spark.warm_up(session, target, generate_dataset(work_dir / "data", 1000, arguments.dim))
+                print(f"First data source write/read of the session (untimed): {first_use}", flush=True)
                 for size in sizes:
                     dataset = generate_dataset(work_dir / "data", size, arguments.dim)
                     print(f"N = {size:,} (dim {arguments.dim})", flush=True)
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 session.stop()
     summary = summarize(results, sizes)
     notes = summary_notes(summary) + [
+        f"Spark's first write/read of the session (1000 rows, before the timed runs): {first_use}.",
         f"Load average before the run {load_before}, after {environment()['load_average']}."]
     print("\n" + "\n".join(notes))
     parameters = {"sizes": ",".join(map(str, sizes)), "dim": arguments.dim, "cores": arguments.cores or "all"}

@@ -297,6 +297,9 @@ def _record_matrix(values: list[Any], column: str, labels: Sequence[Any]) -> np.
     missing = np.array([value is None for value in values])
     if missing.any():
         raise _row_error(f"Vector {column!r} is missing or null", labels, missing)
+    text = np.array([isinstance(value, (str, bytes, Mapping)) for value in values])
+    if text.any():
+        raise _row_error(f"Vector {column!r} must be a list or array of numbers, not text or a dict", labels, text)
     try:
         lengths = np.array([len(value) for value in values])
     except TypeError:

@@ -161,8 +161,8 @@ class QdrantDataSource(DataSource):
         # Imported here: streaming is optional and most reads and writes never need it.
         from dagster_qdrant.streaming import QdrantStreamWriter
 
-        options = WriteOptions.from_spark_options(_split_options(self.options)[0])
-        return QdrantStreamWriter(options, schema, overwrite)
+        # The raw options: the stream writer drops the streaming engine's own (checkpointLocation).
+        return QdrantStreamWriter(_split_options(self.options)[0], schema, overwrite)
 
 
 def empty_collection(options: WriteOptions) -> None:

@@ -157,8 +157,9 @@ class QdrantHttp:
         for attempt in range(attempts):
             last_attempt = attempt == attempts - 1
             try:
+                # verify per request: requests lets REQUESTS_CA_BUNDLE override a session-level value.
                 response = self._session.request(
-                    method, url, data=data, params=params, timeout=self.options.timeout
+                    method, url, data=data, params=params, timeout=self.options.timeout, verify=self.options.verify
                 )
             except requests.exceptions.SSLError as error:
                 raise QdrantConnectionError(
@@ -166,7 +167,7 @@ class QdrantHttp:
                     "for a private CA, or check the endpoint's certificate",
                     collection=collection,
                 ) from None
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
                 if last_attempt:
                     raise self._unreachable(method, path, error, collection) from None
                 self._pause(attempt, f"{method} {path}: {type(error).__name__}")

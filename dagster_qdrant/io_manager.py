@@ -104,7 +104,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         """Write a fresh version, then move the alias to it in one request, then drop the old version."""
         http = connection.http()
         previous = _alias_target(http, alias)
-        version = _new_version_name(alias, context)
+        version = _new_version_name(http, alias, context)
         context.log.info(f"Writing {alias!r} into the new collection {version!r}")
         try:
             seconds = self._write_frame(context, connection, version, frame, write_options)
@@ -311,17 +311,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _new_version_name(alias: str, context: OutputContext) -> str:
-    """A collection name no earlier version used: the run id's first block plus a random part."""
-    run_part = (context.run_id or "").split("-")[0] if _has_run_id(context) else ""
-    return f"{alias}{VERSION_SEPARATOR}{run_part}{uuid.uuid4().hex[:6]}"
+def _new_version_name(http: Any, alias: str, context: OutputContext) -> str:
+    """``{alias}__{first block of the run id}``: traceable to its run; a random part is added when the name
+    is taken (a retried step, or a context with no run id)."""
+    run_part = _run_id_block(context)
+    name = f"{alias}{VERSION_SEPARATOR}{run_part}"
+    if not run_part or http.collection_exists(name):
+        name = f"{name}{uuid.uuid4().hex[:8]}"
+    return name
 
 
-def _has_run_id(context: OutputContext) -> bool:
+def _run_id_block(context: OutputContext) -> str:
     try:
-        return bool(context.run_id)
-    except Exception:  # build_output_context without a run id raises on access
-        return False
+        run_id = context.run_id
+    except Exception:  # an output context built in a test without a run raises on access
+        return ""
+    return (run_id or "").split("-")[0]
 
 
 def _alias_target(http: Any, alias: str) -> Optional[str]:

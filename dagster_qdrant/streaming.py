@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+STREAM_ENGINE_OPTIONS = frozenset({"checkpointlocation", "queryname"})
+"""Options of ``writeStream`` that Spark's streaming engine reads and also hands to the sink."""
+
+
+def sink_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Spark's options for the sink without the streaming engine's own, which are no write options."""
+    return {key: value for key, value in options.items() if key.lower() not in STREAM_ENGINE_OPTIONS}
+
 
 @dataclass(frozen=True)
 class QdrantStreamCommitMessage(WriterCommitMessage):
@@ -91,7 +99,7 @@ class QdrantStreamWriter(DataSourceStreamArrowWriter):
                 "which upserts changed rows by id)."
             )
         if not isinstance(options, WriteOptions):
-            options = WriteOptions.from_spark_options(options)
+            options = WriteOptions.from_spark_options(sink_options(options))
         self.options: WriteOptions = options
         self.schema = schema
         check_columns(self.options, schema)

@@ -119,6 +119,7 @@ class PointWriter:
             if not len(part):
                 continue
             self._check_duplicates(part)
+            self._check_row_sizes(part)
             self._ensure_collection(part)
             for chunk in self._chunks(part):
                 for piece, data in self._encoded(chunk):
@@ -183,18 +184,30 @@ class PointWriter:
             yield chunk, data
             return
         if len(chunk) == 1:
-            raise QdrantDataError(
-                f"Point {chunk.ids[0]!r} alone encodes to {len(data)} bytes, over max_batch_bytes="
-                f"{self.options.max_batch_bytes} (Qdrant refuses bodies over 32 MiB by default); shrink its "
-                "payload or vectors, or raise max_batch_bytes if the server accepts larger requests",
-                collection=self.options.collection,
-                point_ids=chunk.ids,
-            )
+            raise self._oversized(chunk.ids[0], len(data))
         half = len(chunk) // 2
         yield from self._encoded(chunk.take(0, half))
         yield from self._encoded(chunk.take(half, len(chunk)))
 
     # ----- checks ---------------------------------------------------------------------------------
+
+    def _check_row_sizes(self, part: PointColumns) -> None:
+        """Refuse a row that cannot fit in any request before anything of its part is sent."""
+        limit = self.options.max_batch_bytes
+        for row in np.flatnonzero(part.row_bytes > limit - _ENVELOPE_BYTES):
+            single = part.take(int(row), int(row) + 1)
+            size = len(encode_body(single.batch_body() if self._format == "batch" else single.points_body()))
+            if size > limit:
+                raise self._oversized(single.ids[0], size)
+
+    def _oversized(self, point_id: Any, size: int) -> QdrantDataError:
+        return QdrantDataError(
+            f"Point {point_id!r} alone encodes to {size} bytes, over max_batch_bytes={self.options.max_batch_bytes} "
+            "(Qdrant refuses bodies over 32 MiB by default); shrink its payload or vectors, or raise "
+            "max_batch_bytes if the server accepts larger requests",
+            collection=self.options.collection,
+            point_ids=[point_id],
+        )
 
     def _check_duplicates(self, part: PointColumns) -> None:
         if self.options.id_field is None:

@@ -6,6 +6,7 @@ Set QDRANT_URL (and QDRANT_API_KEY) to run the whole suite against any real Qdra
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -47,6 +48,11 @@ def spark():
     from pyspark.sql import SparkSession
 
     from dagster_qdrant import register_qdrant_data_source
+
+    # Spark's Python workers must run this interpreter (it has pyarrow and dagster_qdrant), even when the
+    # virtual environment was not activated.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
     session = (
         SparkSession.builder.master("local[2]")

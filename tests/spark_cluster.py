@@ -358,7 +358,8 @@ def cluster_round_trip(arguments: Mapping[str, Any]) -> None:
 
 
 def file_stream(arguments: Mapping[str, Any]) -> None:
-    """Stream JSON files from ``input`` into Qdrant, one file per micro-batch, until no file is left.
+    """Stream JSON files from ``input`` into Qdrant, ``files_per_batch`` files (default 1) per
+    micro-batch, until no file is left.
 
     With ``"forever": true`` the query uses a processing-time trigger and never ends by itself: the
     test kills this process part way through.
@@ -378,7 +379,7 @@ def file_stream(arguments: Mapping[str, Any]) -> None:
         register_qdrant_data_source(spark)
         stream = (
             spark.readStream.schema(arguments["schema"])
-            .option("maxFilesPerTrigger", "1")
+            .option("maxFilesPerTrigger", str(arguments.get("files_per_batch", 1)))
             .json(arguments["input"])
             .writeStream.format("qdrant")
             .options(**arguments["options"])

@@ -197,7 +197,7 @@ def test_write_without_ids_is_not_duplicated_when_the_server_applied_a_failed_re
     with FaultProxy(
         qdrant_url, methods=("PUT", "POST"), path_pattern=UPSERT_PATH, script=[fault] * 4, slow_seconds=1.5
     ) as proxy:
-        report = write_points(rows, write_config(proxy.url, collection_name, timeout=0.75))
+        report = write_points(rows, write_config(proxy.url, collection_name, timeout=0.75, id_field=None))
     assert proxy.faults_injected() == {fault: 4}
     assert report.points_written == len(rows)
     outcome = assert_exactly_stored(qdrant_url, collection_name, rows)
@@ -218,7 +218,9 @@ def test_write_survives_random_faults_at_seeded_rates(
         retry_after="0",
         slow_seconds=1.0,
     ) as proxy:
-        report = write_points(rows, write_config(proxy.url, collection_name, batch_size=50, timeout=0.5, max_retries=10))
+        report = write_points(
+            rows, write_config(proxy.url, collection_name, batch_size=50, timeout=0.5, max_retries=10, id_field=None)
+        )
     assert sum(proxy.faults_injected().values()) >= 5, f"too few faults to mean anything: {proxy.faults_injected()}"
     assert report.points_written == len(rows)
     outcome = assert_exactly_stored(qdrant_url, collection_name, rows)
@@ -349,7 +351,8 @@ def test_spark_write_survives_random_faults_without_loss_or_duplicates(
         retry_after="0",
         slow_seconds=1.0,
     ) as proxy:
-        _spark_write(_frame(spark, rows), write_config(proxy.url, collection_name, batch_size=50, timeout=0.5, max_retries=10))
+        config = write_config(proxy.url, collection_name, batch_size=50, timeout=0.5, max_retries=10, id_field=None)
+        _spark_write(_frame(spark, rows), config)
     assert sum(proxy.faults_injected().values()) >= 3, proxy.faults_injected()
     outcome = assert_exactly_stored(qdrant_url, collection_name, rows)
     record(reliability_summary, "Spark data source (4 partitions), derived ids, mixed faults", proxy, len(rows),
@@ -359,7 +362,7 @@ def test_spark_write_survives_random_faults_without_loss_or_duplicates(
 def test_rewriting_the_same_data_never_duplicates_points(spark: Any, qdrant_url: str, collection_name: str) -> None:
     """A Dagster re-execution or a Spark job re-run writes the same rows again: same ids, no duplicates."""
     rows = make_rows(300, with_ids=False, seed=3)
-    config = write_config(qdrant_url, collection_name)
+    config = write_config(qdrant_url, collection_name, id_field=None)
     write_points(rows, config)
     write_points(rows, config)
     frame = _frame(spark, rows, partitions=3)
@@ -383,7 +386,9 @@ def test_spark_write_survives_the_server_killed_and_restarted(
     failure: list[BaseException] = []
     # The proxy only paces the upserts (each answer held 20 ms) so the kill lands mid-write.
     with FaultProxy(url, methods=("PUT",), path_pattern=UPSERT_PATH, rates={"slow": 1.0}, slow_seconds=0.02) as pacer:
-        config = write_config(pacer.url, collection_name, batch_size=25, max_retries=12, backoff_factor=0.2, timeout=10)
+        config = write_config(
+            pacer.url, collection_name, batch_size=25, max_retries=12, backoff_factor=0.2, timeout=10, id_field=None
+        )
 
         def write() -> None:
             try:
@@ -414,3 +419,57 @@ def test_spark_write_survives_the_server_killed_and_restarted(
             server.stop()
     record(reliability_summary, "Spark data source (2 partitions), embedded server kill -9 + restart", pacer,
            len(rows), outcome, rate=f"1 kill after {before_kill} points")
+
+
+# --- Dagster: a failed replacement fails the run and keeps the previous version serving ------------
+
+
+def test_failed_replacement_fails_the_run_with_counts_and_keeps_the_previous_version_serving(
+    spark: Any, qdrant_url: str, collection_name: str
+) -> None:
+    from dagster import asset, materialize
+
+    from dagster_qdrant.io_manager import QdrantPySparkIOManager
+    from dagster_qdrant.resources import QdrantResource
+
+    first, second = make_rows(120, seed=5), make_rows(120, seed=6, start=1000)
+    current = {"rows": first}
+
+    @asset(name=collection_name, metadata={"batch_size": 20, "max_in_flight": 1, "distance": "Dot"})
+    def documents():
+        return _frame(spark, current["rows"], partitions=1)
+
+    rule = _reject("injected permanent failure", lambda ids: 1060 in ids)
+    with FaultProxy(qdrant_url, methods=("PUT", "POST"), path_pattern=UPSERT_PATH, rule=rule) as proxy:
+        resource = QdrantResource(endpoint=proxy.url, max_retries=1, backoff_factor=0.01)
+        manager = QdrantPySparkIOManager(qdrant=resource)
+        assert materialize([documents], resources={"io_manager": manager}).success
+        serving_before = {entry["alias_name"]: entry["collection_name"] for entry in _aliases(qdrant_url)}
+        assert collection_name in serving_before, "an unpartitioned asset is served through an alias"
+
+        current["rows"] = second
+        result = materialize([documents], resources={"io_manager": manager}, raise_on_error=False)
+    assert not result.success
+    failure = "\n".join(event.message or "" for event in result.all_events if event.is_step_failure)
+    failure += "\n".join(
+        repr(event.event_specific_data) for event in result.all_events if event.is_step_failure
+    )
+    assert "injected permanent failure" in failure, failure[-2000:]
+    assert "60 points written" in failure and "60 points not written" in failure, failure[-2000:]
+    serving_after = {entry["alias_name"]: entry["collection_name"] for entry in _aliases(qdrant_url)}
+    assert serving_after[collection_name] == serving_before[collection_name], "the alias moved to a failed write"
+    assert_exactly_stored(qdrant_url, collection_name, first)
+    leftovers = [name for name in _collections(qdrant_url) if name.startswith(collection_name)]
+    assert leftovers == [serving_before[collection_name]], f"the failed version was not dropped: {leftovers}"
+
+
+def _aliases(url: str) -> list[dict[str, str]]:
+    import requests
+
+    return requests.get(f"{url}/aliases", timeout=10).json()["result"]["aliases"]
+
+
+def _collections(url: str) -> list[str]:
+    import requests
+
+    return [entry["name"] for entry in requests.get(f"{url}/collections", timeout=10).json()["result"]["collections"]]

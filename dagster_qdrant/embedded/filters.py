@@ -239,3 +239,14 @@ def _geo_point(value: Any) -> edge.GeoPoint:
 def _geo_line(value: Any) -> list[edge.GeoPoint]:
     points = value["points"] if isinstance(value, dict) else value
     return [_geo_point(point) for point in points]
+
+
+def parse_limit(value: Any, default: int) -> int:
+    """A `limit`: a positive integer (422 otherwise, as Qdrant validates it)."""
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_json(f"limit must be an integer, got {value!r}")
+    if value < 1:
+        raise invalid(f"limit: value {value} invalid, must be 1 or larger")
+    return value

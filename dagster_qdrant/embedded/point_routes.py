@@ -12,9 +12,10 @@ from typing import Any
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded import query_routes
-from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid, not_found
+from dagster_qdrant.embedded.errors import bad_json, bad_request, not_found
 from dagster_qdrant.embedded.filters import (
     parse_filter,
+    parse_limit,
     parse_point_id,
     parse_point_ids,
     parse_with_payload,
@@ -49,7 +50,7 @@ def _body(request: Any) -> dict[str, Any]:
     return body
 
 
-def _update_result(request: Any, operation_id: int) -> dict[str, Any]:
+def update_result(request: Any, operation_id: int) -> dict[str, Any]:
     wait = request.query.get("wait", "false").lower() in ("true", "1", "yes")
     return {"operation_id": operation_id, "status": "completed" if wait else "acknowledged"}
 
@@ -64,7 +65,7 @@ def upsert(request: Any) -> Any:
     for start in range(0, max(len(points), 1), UPSERT_CHUNK):
         chunk = points[start : start + UPSERT_CHUNK]
         operation_id = collection.update(edge.UpdateOperation.upsert_points(chunk, condition))
-    return _update_result(request, operation_id)
+    return update_result(request, operation_id)
 
 
 def _check_dense_sizes(collection: Collection, points: list[Any], body: dict[str, Any]) -> None:
@@ -121,7 +122,7 @@ def get_point(request: Any) -> Any:
 def scroll(request: Any) -> Any:
     collection = _collection(request)
     body = _body(request)
-    limit = _limit(body.get("limit"), 10)
+    limit = parse_limit(body.get("limit"), 10)
     offset = body.get("offset")
     order_by = query_routes.parse_order_by(body.get("order_by"))
     scroll_request = edge.ScrollRequest(
@@ -141,16 +142,6 @@ def scroll(request: Any) -> Any:
 
 def _id_json(point_id: Any) -> Any:
     return point_id if type(point_id) is int else str(point_id)
-
-
-def _limit(value: Any, default: int) -> int:
-    if value is None:
-        return default
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise bad_json(f"limit must be an integer, got {value!r}")
-    if value < 1:
-        raise invalid(f"limit: value {value} invalid, must be 1 or larger")
-    return value
 
 
 def count(request: Any) -> Any:
@@ -178,7 +169,7 @@ def delete_points(request: Any) -> Any:
         if ids is not None
         else edge.UpdateOperation.delete_points_by_filter(points_filter)
     )
-    return _update_result(request, collection.update(operation))
+    return update_result(request, collection.update(operation))
 
 
 def _payload_update(request: Any, overwrite: bool) -> Any:
@@ -201,7 +192,7 @@ def _payload_update(request: Any, overwrite: bool) -> Any:
             if ids is not None
             else edge.UpdateOperation.set_payload_by_filter(points_filter, payload, key)
         )
-    return _update_result(request, collection.update(operation))
+    return update_result(request, collection.update(operation))
 
 
 def set_payload(request: Any) -> Any:
@@ -224,7 +215,7 @@ def delete_payload(request: Any) -> Any:
         if ids is not None
         else edge.UpdateOperation.delete_payload_by_filter(points_filter, keys)
     )
-    return _update_result(request, collection.update(operation))
+    return update_result(request, collection.update(operation))
 
 
 def clear_payload(request: Any) -> Any:
@@ -235,7 +226,7 @@ def clear_payload(request: Any) -> Any:
         if ids is not None
         else edge.UpdateOperation.clear_payload_by_filter(points_filter)
     )
-    return _update_result(request, collection.update(operation))
+    return update_result(request, collection.update(operation))
 
 
 def create_index(request: Any) -> Any:
@@ -250,13 +241,13 @@ def create_index(request: Any) -> Any:
     if schema not in PAYLOAD_SCHEMA_TYPES:
         raise bad_json(f"field_schema must be one of {sorted(PAYLOAD_SCHEMA_TYPES)}, got {body.get('field_schema')!r}")
     operation = edge.UpdateOperation.create_field_index(field_name, PAYLOAD_SCHEMA_TYPES[schema])
-    return _update_result(request, collection.update(operation))
+    return update_result(request, collection.update(operation))
 
 
 def delete_index(request: Any) -> Any:
     collection = _collection(request)
     operation = edge.UpdateOperation.delete_field_index(request.path_parameters["field"])
-    return _update_result(request, collection.update(operation))
+    return update_result(request, collection.update(operation))
 
 
 ROUTES = [

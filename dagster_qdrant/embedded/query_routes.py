@@ -8,8 +8,14 @@ from typing import Any
 
 import qdrant_edge as edge
 
-from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid, not_found
-from dagster_qdrant.embedded.filters import parse_filter, parse_point_id, parse_with_payload, parse_with_vector
+from dagster_qdrant.embedded.errors import bad_json, bad_request, not_found
+from dagster_qdrant.embedded.filters import (
+    parse_filter,
+    parse_limit,
+    parse_point_id,
+    parse_with_payload,
+    parse_with_vector,
+)
 from dagster_qdrant.embedded.points import scored_to_json, sparse_vector, vector_to_json
 
 DEFAULT_RRF_K = 2
@@ -43,21 +49,12 @@ def _search_params(value: Any) -> edge.SearchParams | None:
     )
 
 
-def _limit(value: Any, default: int) -> int:
-    if value is None:
-        return default
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise bad_json(f"limit must be an integer, got {value!r}")
-    if value < 1:
-        raise invalid(f"limit: value {value} invalid, must be 1 or larger")
-    return value
-
-
 class _QueryBuilder:
     """Builds Edge queries for one collection (a point id used as a query needs that point's vector)."""
 
     def __init__(self, collection: Any) -> None:
         self.collection = collection
+        self.referenced_ids: list[Any] = []  # points used as queries are left out of the results, as in Qdrant
 
     def vector_input(self, value: Any, using: str | None) -> Any:
         """`VectorInput`: dense, sparse, multivector, or the id of a point whose vector to use."""
@@ -66,7 +63,9 @@ class _QueryBuilder:
         if isinstance(value, dict) and "indices" in value:
             return sparse_vector(value, "query")
         if isinstance(value, (int, str)) and not isinstance(value, bool):
-            return self._stored_vector(parse_point_id(value), using)
+            point_id = parse_point_id(value)
+            self.referenced_ids.append(point_id)
+            return self._stored_vector(point_id, using)
         raise bad_request(f"query vector must be a list of numbers, a sparse {{indices, values}} or a point id, got {value!r}")
 
     def _stored_vector(self, point_id: Any, using: str | None) -> Any:
@@ -115,10 +114,15 @@ class _QueryBuilder:
     def _recommend(self, value: Any, using: str | None) -> Any:
         positives = [self.vector_input(item, using) for item in value.get("positive") or []]
         negatives = [self.vector_input(item, using) for item in value.get("negative") or []]
+        strategy = value.get("strategy") or "average_vector"
+        if strategy == "average_vector":
+            return edge.Query.Nearest(_average_vector(positives, negatives), using)
         query = edge.RecommendQuery(positives, negatives)
-        if value.get("strategy") == "sum_scores":
+        if strategy == "sum_scores":
             return edge.Query.RecommendSumScores(query, using)
-        return edge.Query.RecommendBestScore(query, using)
+        if strategy == "best_score":
+            return edge.Query.RecommendBestScore(query, using)
+        raise bad_json(f"unknown variant `{strategy}` for recommend.strategy, expected average_vector, best_score or sum_scores")
 
     def prefetches(self, value: Any) -> list[edge.Prefetch] | None:
         if value is None:
@@ -131,7 +135,7 @@ class _QueryBuilder:
             raise bad_json(f"prefetch must be an object, got {value!r}")
         using = value.get("using")
         return edge.Prefetch(
-            limit=_limit(value.get("limit"), 10),
+            limit=parse_limit(value.get("limit"), 10),
             query=self.query(value.get("query"), using),
             prefetches=self.prefetches(value.get("prefetch")),
             params=_search_params(value.get("params")),
@@ -141,14 +145,22 @@ class _QueryBuilder:
 
     def request(self, body: dict[str, Any]) -> edge.QueryRequest:
         using = body.get("using")
+        query = self.query(body.get("query"), using)
+        prefetches = self.prefetches(body.get("prefetch"))
+        query_filter = parse_filter(body.get("filter"))
+        if self.referenced_ids:
+            query_filter = edge.Filter(
+                must=[query_filter] if query_filter is not None else None,
+                must_not=[edge.HasIdCondition(set(self.referenced_ids))],
+            )
         return edge.QueryRequest(
-            limit=_limit(body.get("limit"), 10),
+            limit=parse_limit(body.get("limit"), 10),
             offset=body.get("offset"),
-            query=self.query(body.get("query"), using),
-            prefetches=self.prefetches(body.get("prefetch")),
+            query=query,
+            prefetches=prefetches,
             with_vector=parse_with_vector(body.get("with_vector"), False),
             with_payload=parse_with_payload(body.get("with_payload"), False),
-            filter=parse_filter(body.get("filter")),
+            filter=query_filter,
             score_threshold=body.get("score_threshold"),
             params=_search_params(body.get("params")),
         )
@@ -206,3 +218,20 @@ ROUTES = [
     ("POST", "/points/query/batch", query_batch),
     ("POST", "/points/search", search),
 ]
+
+
+def _average_vector(positives: list[Any], negatives: list[Any]) -> list[float]:
+    """Qdrant's `average_vector` recommendation: avg(positive) + (avg(positive) - avg(negative))."""
+    if not positives:
+        raise bad_request("recommend with strategy average_vector needs at least one positive example")
+    if not all(_is_dense(vector) for vector in positives + negatives):
+        raise bad_request("recommend strategy average_vector takes dense vectors only; use best_score or sum_scores")
+    average = [sum(values) / len(positives) for values in zip(*positives)]
+    if not negatives:
+        return average
+    negative = [sum(values) / len(negatives) for values in zip(*negatives)]
+    return [2 * pos - neg for pos, neg in zip(average, negative)]
+
+
+def _is_dense(vector: Any) -> bool:
+    return isinstance(vector, list) and all(isinstance(item, (int, float)) for item in vector)

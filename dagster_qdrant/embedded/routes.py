@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster_qdrant.embedded import point_routes
+from dagster_qdrant.embedded import batch_routes, point_routes
 from dagster_qdrant.embedded.config import collection_info
 from dagster_qdrant.embedded.errors import ApiError, bad_json
 from dagster_qdrant.embedded.store import Store
@@ -117,7 +117,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("DELETE", rf"/collections/{_NAME}", delete_collection),
     ("GET", rf"/collections/{_NAME}/exists", collection_exists),
     ("GET", rf"/collections/{_NAME}/aliases", collection_aliases),
-    *[(method, rf"/collections/{_NAME}{suffix}", handler) for method, suffix, handler in point_routes.ROUTES],
+    *[
+        (method, rf"/collections/{_NAME}{suffix}", handler)
+        for method, suffix, handler in (*point_routes.ROUTES, *batch_routes.ROUTES)
+    ],
 ]
 _COMPILED = [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in ROUTES]
 

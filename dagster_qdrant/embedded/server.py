@@ -8,6 +8,7 @@ API key gets a plain-text 401 as from Qdrant.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import gzip
 import hmac
@@ -33,6 +34,7 @@ from dagster_qdrant.embedded.store import Store, write_json_atomically
 LOG = logging.getLogger("dagster_qdrant.embedded")
 HOST = "127.0.0.1"
 SERVER_FILE = ".server.json"
+OWNER_FILE = ".server.owner"
 FLUSH_INTERVAL_SECONDS = 10.0
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 _STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
@@ -50,6 +52,13 @@ class QdrantHttpServer(ThreadingHTTPServer):
         self.store = store
         self.api_key = api_key.encode() if api_key else None
         super().__init__((HOST, port), _RequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is normal (timeouts, killed tasks); anything else is logged."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        LOG.error("connection from %s failed:\n%s", client_address, traceback.format_exc())
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -105,6 +114,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(200, body, "application/json")
         except ApiError as error:
             self._send_error(error.status, error.message, started)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away; nobody to answer
         except Exception as error:  # a bug must answer 500, not drop the connection
             LOG.error("request %s %s failed:\n%s", method, self.path, traceback.format_exc())
             self._send_error(500, f"Service internal error: {error}", started)
@@ -186,6 +197,7 @@ def serve(path: str | os.PathLike[str], port: int = 0, api_key: str | None = Non
     gc.set_threshold(200_000, 50, 100)
     data_path = Path(path).resolve()
     data_path.mkdir(parents=True, exist_ok=True)
+    owner = _own_directory(data_path)
     store = Store(data_path)
     server = QdrantHttpServer(store, port, api_key)
     bound_port = server.server_address[1]
@@ -208,8 +220,25 @@ def serve(path: str | os.PathLike[str], port: int = 0, api_key: str | None = Non
         server.server_close()
         store.close()
         _remove_server_file(server_file)
+        owner.close()
         LOG.info("stopped")
     sys.stdout.flush()
+
+
+def _own_directory(data_path: Path) -> Any:
+    """Hold an exclusive lock on the data directory for the server's lifetime: one owner per directory."""
+    handle = open(data_path / OWNER_FILE, "a+b")  # noqa: SIM115 - held open until the server stops
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        running = data_path / SERVER_FILE
+        detail = running.read_text() if running.exists() else "(no .server.json)"
+        raise SystemExit(
+            f"another embedded Qdrant already serves {data_path} ({detail}); use its URL, "
+            "or ensure_embedded_qdrant() to share it"
+        ) from None
+    return handle
 
 
 def _remove_server_file(server_file: Path) -> None:

@@ -1,0 +1,320 @@
+"""QdrantPySparkIOManager with hand-built contexts: whole-collection swaps, partitions, inputs, failures.
+
+Spark moves the points (its Python workers talk to the Qdrant under test); the tests marked ``vcr`` pin
+the requests the IO manager itself sends from this process (aliases, deletes, indexes, counts) against
+cassettes in tests/cassettes/io_manager/.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import (
+    DailyPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    PartitionKeyRange,
+    StaticPartitionsDefinition,
+    TableSchema,
+    build_input_context,
+    build_output_context,
+)
+
+from dagster_qdrant.errors import QdrantError
+from dagster_qdrant.io_manager import QdrantPySparkIOManager
+from dagster_qdrant.resources import QdrantResource, QdrantWriteConfig
+
+SCHEMA = "id long, text string, topic string, vector array<float>"
+LETTERS = StaticPartitionsDefinition(["a", "b", "c"])
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir() -> str:
+    return str(Path(__file__).parent / "cassettes" / "io_manager")
+
+
+@pytest.fixture(scope="module")
+def vcr_config() -> dict[str, Any]:
+    # The server's port changes from run to run: requests match on what they ask, not where they go.
+    return {"match_on": ["method", "path", "query", "body"], "filter_headers": ["api-key"]}
+
+
+@pytest.fixture
+def io_manager(qdrant_url: str, qdrant_api_key: str | None) -> QdrantPySparkIOManager:
+    return QdrantPySparkIOManager(
+        qdrant=QdrantResource(endpoint=qdrant_url, api_key=qdrant_api_key),
+        write=QdrantWriteConfig(batch_size=16),
+        progress_interval=3600,
+    )
+
+
+def frame(spark: Any, ids: range, topic: str = "t", size: int = 4) -> Any:
+    rows = [(i, f"document {i}", topic, [float(i), 1.0, 0.5, float(i % 3)][:size]) for i in ids]
+    return spark.createDataFrame(rows, SCHEMA)
+
+
+def write(io_manager: QdrantPySparkIOManager, name: str, data: Any, **context: Any) -> dict[str, Any]:
+    """handle_output as Dagster calls it; returns the output metadata as plain values."""
+    with build_output_context(asset_key=name, **context) as output_context:
+        io_manager.handle_output(output_context, data)
+        logged = output_context.get_logged_metadata()
+    return {key: getattr(value, "value", value) for key, value in logged.items()}
+
+
+def read(io_manager: QdrantPySparkIOManager, name: str, upstream: dict[str, Any] | None = None, **context: Any):
+    upstream_context = build_output_context(asset_key=name, definition_metadata=upstream or {})
+    with build_input_context(asset_key=name, upstream_output=upstream_context, **context) as input_context:
+        return io_manager.load_input(input_context)
+
+
+def alias_target(http: Any, alias: str) -> str | None:
+    return next((a["collection_name"] for a in http.list_aliases() if a["alias_name"] == alias), None)
+
+
+def payloads(http: Any, collection: str) -> dict[int, dict[str, Any]]:
+    points, _ = http.scroll(collection, {"limit": 1000, "with_payload": True})
+    return {point["id"]: point["payload"] for point in points}
+
+
+def test_unpartitioned_output_is_served_through_an_alias_with_table_metadata(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    metadata = write(io_manager, collection_name, frame(spark, range(1, 31)))
+    http = io_manager.qdrant.http()
+    version = alias_target(http, collection_name)
+    assert version is not None and version.startswith(collection_name + "__")
+    assert http.count(collection_name) == 30
+    assert payloads(http, collection_name)[7] == {"text": "document 7", "topic": "t"}
+    assert metadata["dagster/row_count"] == 30
+    assert metadata["dagster/relation_identifier"] == collection_name
+    assert metadata["dagster/uri"].endswith(f"/collections/{collection_name}")
+    assert metadata["collection"] == version and metadata["alias"] == collection_name
+    assert metadata["vector_size"] == 4 and metadata["distance"] == "Cosine"
+    assert metadata["points_per_second"] > 0
+    schema = metadata["dagster/column_schema"]
+    assert isinstance(schema, TableSchema)
+    assert [(c.name, c.type) for c in schema.columns] == [
+        ("id", "bigint"), ("text", "string"), ("topic", "string"), ("vector", "array<float>"),
+    ]
+
+
+def test_rematerializing_replaces_the_collection_and_drops_the_old_version(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    http = io_manager.qdrant.http()
+    write(io_manager, collection_name, frame(spark, range(1, 11), topic="old"))
+    first = alias_target(http, collection_name)
+    write(io_manager, collection_name, frame(spark, range(100, 105), topic="new"))
+    second = alias_target(http, collection_name)
+    assert second != first
+    assert not http.collection_exists(first)
+    assert sorted(payloads(http, collection_name)) == [100, 101, 102, 103, 104]
+    assert {p["topic"] for p in payloads(http, collection_name).values()} == {"new"}
+
+
+def test_overwrite_never_exposes_half_written_collection(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    http = io_manager.qdrant.http()
+    write(io_manager, collection_name, frame(spark, range(1, 101)))
+    seen: list[int] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def count_through_alias() -> None:
+        reader = QdrantResource(endpoint=io_manager.qdrant.endpoint).http()
+        while not stop.is_set():
+            try:
+                seen.append(reader.count(collection_name, exact=True))
+            except QdrantError as error:  # a missing alias would show up here
+                failures.append(error)
+
+    thread = threading.Thread(target=count_through_alias)
+    thread.start()
+    try:
+        slow = io_manager.model_copy(update={"write": QdrantWriteConfig(batch_size=5, max_in_flight=1)})
+        write(slow, collection_name, frame(spark, range(1000, 1250)))
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == []
+    assert len(seen) > 10, "the reader should have counted many times during the write"
+    assert set(seen) <= {100, 250}, f"a reader saw a half-written collection: {sorted(set(seen))}"
+    assert seen[-1] == 250 and http.count(collection_name) == 250
+
+
+def test_failed_write_keeps_the_previous_collection_serving(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    http = io_manager.qdrant.http()
+    write(io_manager, collection_name, frame(spark, range(1, 21)))
+    served = alias_target(http, collection_name)
+    rows = [(i, "fine", "t", [1.0, 2.0, 3.0, 4.0]) for i in range(100, 140)]
+    rows.append((999, "broken", "t", [1.0, float("nan"), 3.0, 4.0]))
+    broken = spark.createDataFrame(rows, SCHEMA).coalesce(1)
+    with pytest.raises(Exception) as failure:
+        write(io_manager, collection_name, broken)
+    assert "999" in str(failure.value) or "NaN" in str(failure.value).replace("nan", "NaN")
+    assert alias_target(http, collection_name) == served
+    assert http.count(collection_name) == 20
+    leftovers = [a for a in _collections(http) if a.startswith(collection_name + "__") and a != served]
+    assert leftovers == [], "the unfinished version should have been dropped"
+
+
+def _collections(http: Any) -> list[str]:
+    return [c["name"] for c in http.request("GET", "/collections")["collections"]]
+
+
+def test_first_materialization_takes_over_a_plain_collection_with_the_name(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    http = io_manager.qdrant.http()
+    http.create_collection(collection_name, {"vectors": {"size": 4, "distance": "Cosine"}})
+    http.upsert(collection_name, {"points": [{"id": 1, "vector": [1.0, 0.0, 0.0, 0.0], "payload": {}}]})
+    write(io_manager, collection_name, frame(spark, range(10, 15)))
+    assert alias_target(http, collection_name) is not None
+    assert sorted(payloads(http, collection_name)) == [10, 11, 12, 13, 14]
+
+
+def test_one_partition_is_replaced_and_the_others_are_left_untouched(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    http = io_manager.qdrant.http()
+    write(io_manager, collection_name, frame(spark, range(1, 11), "first"), partition_key="a",
+          asset_partitions_def=LETTERS)
+    metadata = write(io_manager, collection_name, frame(spark, range(11, 21), "first"), partition_key="b",
+                     asset_partitions_def=LETTERS)
+    assert metadata["dagster/partition_row_count"] == 10 and metadata["dagster/row_count"] == 20
+    before_b = {k: v for k, v in payloads(http, collection_name).items() if v["_partition"] == "b"}
+
+    write(io_manager, collection_name, frame(spark, range(1, 4), "second"), partition_key="a",
+          asset_partitions_def=LETTERS)
+    after = payloads(http, collection_name)
+    assert sorted(k for k, v in after.items() if v["_partition"] == "a") == [1, 2, 3]
+    assert {v["topic"] for v in after.values() if v["_partition"] == "a"} == {"second"}
+    assert {k: v for k, v in after.items() if v["_partition"] == "b"} == before_b
+
+    # The same partition written twice holds the same points once.
+    write(io_manager, collection_name, frame(spark, range(11, 21), "first"), partition_key="b",
+          asset_partitions_def=LETTERS)
+    assert payloads(http, collection_name) == after
+
+
+def test_load_input_returns_exactly_the_asked_partitions_and_columns(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    for key, ids in {"a": range(1, 6), "b": range(6, 11), "c": range(11, 16)}.items():
+        write(io_manager, collection_name, frame(spark, ids, key), partition_key=key, asset_partitions_def=LETTERS)
+    loaded = read(
+        io_manager, collection_name, asset_partitions_def=LETTERS,
+        asset_partition_key_range=PartitionKeyRange("a", "b"), definition_metadata={"columns": ["id", "topic"]},
+    )
+    assert loaded.columns == ["id", "topic"]
+    rows = sorted((row["id"], row["topic"]) for row in loaded.collect())
+    assert rows == [(i, "a") for i in range(1, 6)] + [(i, "b") for i in range(6, 11)]
+
+    one = read(io_manager, collection_name, asset_partitions_def=LETTERS, partition_key="c")
+    assert sorted(one.columns) == ["id", "text", "topic", "vector"]
+    assert sorted(row["id"] for row in one.collect()) == list(range(11, 16))
+
+
+def test_load_input_round_trips_renamed_columns_and_honours_input_options(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    asset_metadata = {"id_field": "doc_id", "vector_field": "embedding", "distance": "Dot"}
+    data = frame(spark, range(1, 9)).withColumnRenamed("id", "doc_id").withColumnRenamed("vector", "embedding")
+    metadata = write(io_manager, collection_name, data, definition_metadata=asset_metadata)
+    assert metadata["distance"] == "Dot"
+    loaded = read(io_manager, collection_name, upstream=asset_metadata)
+    assert sorted(loaded.columns) == ["doc_id", "embedding", "text", "topic"]
+    assert sorted(tuple(row) for row in loaded.select(*data.columns).collect()) == sorted(
+        tuple(row) for row in data.collect()
+    )
+    filtered = read(
+        io_manager, collection_name, upstream=asset_metadata,
+        definition_metadata={"with_vectors": False, "filter": {"must": [{"has_id": [1, 2, 3]}]}},
+    )
+    assert "embedding" not in filtered.columns
+    assert sorted(row["doc_id"] for row in filtered.collect()) == [1, 2, 3]
+
+
+def test_time_window_and_multi_dimensional_partitions_store_their_key(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    http = io_manager.qdrant.http()
+    daily = DailyPartitionsDefinition(start_date="2024-05-01", end_date="2024-05-09")
+    write(io_manager, collection_name, frame(spark, range(1, 4)), partition_key="2024-05-02",
+          asset_partitions_def=daily)
+    assert {p["_partition"] for p in payloads(http, collection_name).values()} == {"2024-05-02"}
+
+    multi = MultiPartitionsDefinition({"day": daily, "letter": LETTERS})
+    key = MultiPartitionKey({"day": "2024-05-03", "letter": "b"})
+    name = collection_name + "_multi"
+    write(io_manager, name, frame(spark, range(1, 4)), partition_key=key, asset_partitions_def=multi)
+    write(io_manager, name, frame(spark, range(4, 6)), partition_key=MultiPartitionKey(
+        {"day": "2024-05-03", "letter": "c"}), asset_partitions_def=multi)
+    assert {p["_partition"] for p in payloads(http, name).values()} == {"2024-05-03|b", "2024-05-03|c"}
+    loaded = read(io_manager, name, asset_partitions_def=multi, partition_key=key)
+    assert sorted(row["id"] for row in loaded.collect()) == [1, 2, 3]
+
+
+def test_a_column_named_like_the_partition_field_is_refused(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    data = frame(spark, range(1, 3)).withColumnRenamed("topic", "_partition")
+    with pytest.raises(QdrantError, match="partition_field"):
+        write(io_manager, collection_name, data, partition_key="a", asset_partitions_def=LETTERS)
+
+
+def test_outputs_that_are_not_spark_dataframes_are_refused(io_manager: QdrantPySparkIOManager) -> None:
+    with pytest.raises(QdrantError, match="pyspark.sql.DataFrame"):
+        write(io_manager, "not_a_frame", [1, 2, 3])
+
+
+@pytest.mark.vcr
+def test_alias_moves_in_one_atomic_request_then_the_old_version_is_dropped(
+    spark: Any, io_manager: QdrantPySparkIOManager, vcr: Any
+) -> None:
+    name = "cassette_documents"
+    write(io_manager, name, frame(spark, range(1, 6)), run_id="11111111-0000-0000-0000-000000000000")
+    write(io_manager, name, frame(spark, range(1, 8)), run_id="22222222-0000-0000-0000-000000000000")
+    requests = [(r.method, r.path, r.body) for r in vcr.requests]
+    alias_updates = [_json(body) for method, path, body in requests if path == "/collections/aliases"]
+    assert alias_updates[0] == {
+        "actions": [{"create_alias": {"collection_name": f"{name}__11111111", "alias_name": name}}]
+    }
+    assert alias_updates[1] == {
+        "actions": [
+            {"delete_alias": {"alias_name": name}},
+            {"create_alias": {"collection_name": f"{name}__22222222", "alias_name": name}},
+        ]
+    }
+    swap = requests.index(next(r for r in requests if r[1] == "/collections/aliases" and b"delete_alias" in r[2]))
+    drop = requests.index(("DELETE", f"/collections/{name}__11111111", None))
+    assert drop > swap, "the old version is dropped only after the alias has moved"
+    assert vcr.all_played or vcr.record_mode != "none"
+
+
+@pytest.mark.vcr
+def test_partition_write_deletes_its_points_by_filter_and_indexes_the_partition_field(
+    spark: Any, io_manager: QdrantPySparkIOManager, vcr: Any
+) -> None:
+    name = "cassette_daily"
+    write(io_manager, name, frame(spark, range(1, 4)), partition_key="a", asset_partitions_def=LETTERS)
+    write(io_manager, name, frame(spark, range(1, 4)), partition_key="a", asset_partitions_def=LETTERS)
+    requests = [(r.method, r.path, _json(r.body)) for r in vcr.requests]
+    index = [body for method, path, body in requests if method == "PUT" and path == f"/collections/{name}/index"]
+    assert index == [{"field_name": "_partition", "field_schema": "keyword"}]
+    deletes = [body for method, path, body in requests if path == f"/collections/{name}/points/delete"]
+    assert deletes == [{"filter": {"must": [{"key": "_partition", "match": {"value": "a"}}]}}]
+
+
+def _json(body: Any) -> Any:
+    import json
+
+    if body is None:
+        return None
+    return json.loads(body)
