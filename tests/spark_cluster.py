@@ -156,7 +156,7 @@ class SparkStandaloneCluster:
                 )
             )
 
-    def start(self, timeout: float = 60.0) -> SparkStandaloneCluster:
+    def start(self, timeout: float = 120.0) -> SparkStandaloneCluster:
         """Start the master and the workers; return once every worker is registered and alive."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._launch(

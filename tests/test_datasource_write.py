@@ -171,7 +171,11 @@ def test_named_dense_and_sparse_vectors_round_trip_with_uuid_ids(spark, qdrant_u
 
 
 def test_overwrite_replaces_every_point_and_append_upserts(spark, qdrant_url, qdrant_api_key, collection_name) -> None:
-    config = _config(qdrant_url, qdrant_api_key, collection_name, create_collection=True)
+    config = _config(
+        qdrant_url, qdrant_api_key, collection_name, create_collection=True, batch_size=3, max_in_flight=2,
+        max_batch_bytes=4096, wait=True, payload_format="points", write_method="post", timeout=20,
+        max_retries=1, backoff_factor=0.1, headers={"x-client": "spark-tests"},
+    )
     _docs(spark, 10).write.format("qdrant").option("qdrant.config", config).mode("append").save()
     smaller = _docs(spark, 10).where("id >= 7")
     smaller.write.format("qdrant").option("qdrant.config", config).mode("overwrite").save()

@@ -47,7 +47,7 @@ def test_cluster_writes_and_reads_every_point_exactly_once(
                 "executors": 2,
             },
             tmp_path / "client.log",
-            timeout=150,
+            timeout=300,
         )
         applications = cluster.master_state()["completedapps"]
 

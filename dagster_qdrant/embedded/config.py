@@ -50,7 +50,7 @@ def normalize_create_body(body: Any) -> dict[str, Any]:
     vectors = body.get("vectors")
     if vectors is None:
         normalized_vectors: Any = {}
-    elif isinstance(vectors, dict) and "size" in vectors or isinstance(vectors, dict) and "distance" in vectors:
+    elif isinstance(vectors, dict) and ("size" in vectors or "distance" in vectors):
         normalized_vectors = _vector_params(vectors, "vectors")
     elif isinstance(vectors, dict):
         normalized_vectors = {name: _vector_params(params, f"vectors.{name}") for name, params in vectors.items()}
@@ -64,7 +64,7 @@ def normalize_create_body(body: Any) -> dict[str, Any]:
         "shard_number": 1,
         "replication_factor": 1,
         "write_consistency_factor": 1,
-        "on_disk_payload": bool(body.get("on_disk_payload", True) if body.get("on_disk_payload") is not None else True),
+        "on_disk_payload": body.get("on_disk_payload") is not False,
     }
     if sparse:
         params["sparse_vectors"] = {name: _sparse_params(value, name) for name, value in sparse.items()}

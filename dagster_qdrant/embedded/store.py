@@ -24,7 +24,15 @@ import orjson
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded.config import edge_config, normalize_create_body
-from dagster_qdrant.embedded.errors import ApiError, collection_not_found, conflict, from_engine, invalid, not_found
+from dagster_qdrant.embedded.errors import (
+    ApiError,
+    bad_request,
+    collection_not_found,
+    conflict,
+    from_engine,
+    invalid,
+    not_found,
+)
 
 _FORBIDDEN_NAME_CHARACTERS = set('<>:"/\\|?*\0')
 MAX_NAME_LENGTH = 255
@@ -125,6 +133,11 @@ class Store:
     def create(self, name: str, body: Any) -> None:
         validate_name(name)
         rest_config = normalize_create_body(body)
+        if not rest_config["params"]["vectors"] and not rest_config["params"].get("sparse_vectors"):
+            raise bad_request(
+                "a collection needs at least one vector: give `vectors` ({size, distance}) or `sparse_vectors` "
+                "(the embedded server cannot hold payload-only collections)"
+            )
         config = edge_config(rest_config)
         with self._lock:
             if name in self._collections:

@@ -80,6 +80,7 @@ def test_creating_an_existing_collection_is_409(collection: str) -> None:
         ({"vectors": {"size": 4, "distance": "cosine"}}, 400, ["cosine", "Cosine"]),
         ({"vectors": {"size": "four", "distance": "Dot"}}, 400, ["size"]),
         ({"vectors": [4]}, 400, ["vectors"]),
+        ({}, 400, ["at least one vector"]),
     ],
 )
 def test_bad_collection_config_is_refused(qdrant_url: str, collection_name: str, body: dict, status: int, words: list[str]) -> None:
