@@ -3,15 +3,13 @@
 Everything a row can get wrong is checked here, before any byte is sent: ids (unsigned 64-bit integers
 or UUIDs), vectors (null, empty, ragged, NaN/inf) and payload values (types JSON cannot carry). Vectors
 become one float32 matrix per vector name (flattened from the Arrow list array, no per-row Python), and
-each row's payload is encoded once by orjson (and included as an ``orjson.Fragment``): request bodies are then assembled without
-re-encoding, the exact payload size of each row is known for byte budgeting, and the same bytes feed the
-content hash of generated ids.
+each row's payload is encoded once by orjson (payload.py) and included as an ``orjson.Fragment``:
+request bodies are then assembled without re-encoding, the exact payload size of each row is known for
+byte budgeting, and the same bytes feed the content hash of generated ids.
 """
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,10 +23,10 @@ import pyarrow.compute as pc
 
 from dagster_qdrant.errors import QdrantDataError
 from dagster_qdrant.options import WriteOptions
+from dagster_qdrant.payload import arrow_payloads, encode_payloads
 
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "points.dagster-qdrant")
 """Namespace of the uuid5 ids made from row content when ``id_field`` is None."""
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
 _BYTES_PER_FLOAT = 16  # upper bound of one float32 in JSON ("-1.2345678e-12,")
 _BYTES_PER_SPARSE_ENTRY = 28
 _BYTES_PER_ROW = 64  # id, brackets, keys
@@ -111,7 +109,7 @@ def from_record_batch(batch: pa.RecordBatch, options: WriteOptions, first_row: i
         name: _sparse_rows(batch.column(column).to_pylist(), column, labels)
         for column, name in options.sparse_vector_fields.items()
     }
-    payloads = _arrow_payloads(batch, payload_columns, labels)
+    payloads = arrow_payloads(batch, payload_columns, labels)
     return _assemble(ids, dense, sparse, payloads, options)
 
 
@@ -174,75 +172,6 @@ def _arrow_matrix(array: pa.Array, column: str, labels: Sequence[Any]) -> np.nda
     return _checked_matrix(flat.reshape(rows, size), column, labels)
 
 
-def _arrow_payloads(batch: pa.RecordBatch, columns: list[str], labels: Sequence[Any]) -> list[bytes]:
-    if not columns:
-        return [b"{}"] * batch.num_rows
-    for column in columns:
-        problem = _unsupported_type(batch.schema.field(column).type)
-        if problem:
-            raise QdrantDataError(
-                f"Payload column {column!r} has type {batch.schema.field(column).type} ({problem} cannot be a "
-                "JSON payload); cast it (e.g. to string) or leave it out with 'payload_fields'"
-            )
-    arrays = []
-    for column in columns:
-        array = batch.column(column)
-        if pa.types.is_timestamp(array.type) and array.type.unit == "ns":
-            array = pc.cast(array, pa.timestamp("us", array.type.tz), safe=False)
-        arrays.append(array)
-    rows = pa.RecordBatch.from_arrays(arrays, names=columns).to_pylist()
-    map_columns = [c for c in columns if _contains_map(batch.schema.field(c).type)]
-    for row in rows:
-        for column in map_columns:
-            row[column] = _maps_to_dicts(row[column], batch.schema.field(column).type)
-    return _encode_payloads(rows, labels)
-
-
-def _unsupported_type(kind: pa.DataType) -> str | None:
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-        return "binary"
-    if pa.types.is_binary_view(kind):
-        return "binary"
-    if pa.types.is_duration(kind) or pa.types.is_interval(kind) or pa.types.is_union(kind):
-        return str(kind)
-    if pa.types.is_map(kind):
-        if not (pa.types.is_string(kind.key_type) or pa.types.is_large_string(kind.key_type)):
-            return "a map without string keys"
-        return _unsupported_type(kind.item_type)
-    if pa.types.is_struct(kind):
-        for index in range(kind.num_fields):
-            problem = _unsupported_type(kind.field(index).type)
-            if problem:
-                return problem
-    if pa.types.is_dictionary(kind):
-        return _unsupported_type(kind.value_type)
-    if hasattr(kind, "value_type") and (pa.types.is_list(kind) or pa.types.is_large_list(kind)
-                                       or pa.types.is_fixed_size_list(kind)):
-        return _unsupported_type(kind.value_type)
-    return None
-
-
-def _contains_map(kind: pa.DataType) -> bool:
-    if pa.types.is_map(kind):
-        return True
-    if pa.types.is_struct(kind):
-        return any(_contains_map(kind.field(i).type) for i in range(kind.num_fields))
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
-        return _contains_map(kind.value_type)
-    return False
-
-
-def _maps_to_dicts(value: Any, kind: pa.DataType) -> Any:
-    """Arrow maps come out of ``to_pylist`` as lists of pairs; JSON wants objects."""
-    if value is None or not _contains_map(kind):
-        return value
-    if pa.types.is_map(kind):
-        return {key: _maps_to_dicts(item, kind.item_type) for key, item in value}
-    if pa.types.is_struct(kind):
-        return {f.name: _maps_to_dicts(value.get(f.name), f.type) for f in kind}
-    return [_maps_to_dicts(item, kind.value_type) for item in value]
-
-
 # ----- from dicts -------------------------------------------------------------------------------------
 
 
@@ -272,7 +201,7 @@ def from_records(rows: Sequence[Mapping[str, Any]], options: WriteOptions, first
         payload_rows = [{key: row.get(key) for key in keep if key in row} for row in rows]
     else:
         payload_rows = [{key: value for key, value in row.items() if key not in excluded} for row in rows]
-    return _assemble(ids, dense, sparse, _encode_payloads(payload_rows, labels), options)
+    return _assemble(ids, dense, sparse, encode_payloads(payload_rows, labels), options)
 
 
 def _record_id(value: Any, column: str, row: int) -> int | str:
@@ -395,41 +324,6 @@ def _sparse_rows(values: list[Any], column: str, labels: Sequence[Any]) -> list[
 def _row_error(message: str, labels: Sequence[Any], mask: np.ndarray) -> QdrantDataError:
     bad = [labels[int(i)] for i in np.flatnonzero(mask)[:10]]
     return QdrantDataError(message, point_ids=bad)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError("binary values cannot be JSON payload")
-    raise TypeError(f"{type(value).__name__} cannot be JSON payload")
-
-
-def _encode_payloads(rows: list[dict[str, Any]], labels: Sequence[Any]) -> list[bytes]:
-    encoded = []
-    for label, row in zip(labels, rows):
-        try:
-            encoded.append(orjson.dumps(row, default=_json_default, option=_JSON_OPTIONS))
-        except (TypeError, orjson.JSONEncodeError):
-            raise _payload_error(row, label) from None
-    return encoded
-
-
-def _payload_error(row: dict[str, Any], label: Any) -> QdrantDataError:
-    for key, value in row.items():
-        try:
-            orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
-        except (TypeError, orjson.JSONEncodeError) as error:
-            return QdrantDataError(
-                f"Payload field {key!r} of point {label!r} cannot be JSON ({error}); convert it (e.g. to a string) "
-                "or leave it out with 'payload_fields'",
-                point_ids=[label],
-            )
-    return QdrantDataError(f"Payload of point {label!r} cannot be encoded as JSON", point_ids=[label])
 
 
 def _assemble(

@@ -39,6 +39,14 @@ from dagster_qdrant.options import ConnectionOptions
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_DROPPED = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,  # the body was cut off mid-read
+    requests.exceptions.ContentDecodingError,
+)
+"""Transport failures worth retrying: the request may not have reached the server; upserts carry their
+ids, so applying one twice changes nothing."""
 _MAX_BACKOFF_SECONDS = 30.0
 _MAX_RETRY_AFTER_SECONDS = 120.0
 _POOL_SIZE = 32
@@ -167,7 +175,7 @@ class QdrantHttp:
                     "for a private CA, or check the endpoint's certificate",
                     collection=collection,
                 ) from None
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            except _DROPPED as error:
                 if last_attempt:
                     raise self._unreachable(method, path, error, collection) from None
                 self._pause(attempt, f"{method} {path}: {type(error).__name__}")

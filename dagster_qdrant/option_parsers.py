@@ -30,7 +30,9 @@ _SECRET_BEARING = frozenset({"api_key", "headers", "qdrant.config"})
 def fail(name: str, value: Any, allowed: str) -> QdrantConfigError:
     """The error every parser raises: option, value, what is allowed."""
     if name in _SECRET_BEARING:
-        return QdrantConfigError(f"Option {name!r} has an invalid value (not shown: it may hold secrets); allowed: {allowed}")
+        return QdrantConfigError(
+            f"Option {name!r} has an invalid value (not shown: it may hold secrets); allowed: {allowed}"
+        )
     return QdrantConfigError(f"Option {name!r} has value {value!r}; allowed: {allowed}")
 
 

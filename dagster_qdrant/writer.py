@@ -21,12 +21,24 @@ import numpy as np
 import pyarrow as pa
 
 from dagster_qdrant.convert import PointColumns, encode_body, from_record_batch, from_records
-from dagster_qdrant.errors import QdrantDataError, QdrantError, QdrantNotFoundError, QdrantRequestError, QdrantWriteError
+from dagster_qdrant.errors import (
+    QdrantDataError,
+    QdrantError,
+    QdrantNotFoundError,
+    QdrantRequestError,
+    QdrantWriteError,
+)
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import WriteOptions
 
 _ENVELOPE_BYTES = 1024
-_FORMAT_ERROR_MARKERS = ("format error", "missing field", "unknown field", "unknown variant", "did not match any variant")
+_FORMAT_ERROR_MARKERS = (
+    "format error",
+    "missing field",
+    "unknown field",
+    "unknown variant",
+    "did not match any variant",
+)
 
 
 @dataclass(frozen=True)
@@ -160,7 +172,8 @@ class PointWriter:
                     self._method = "POST"
                     continue
                 format_error = any(marker in error.message.lower() for marker in _FORMAT_ERROR_MARKERS)
-                if error.status == 400 and format_error and self.options.payload_format == "auto" and self._format == "batch":
+                can_fall_back = self.options.payload_format == "auto" and self._format == "batch"
+                if error.status == 400 and format_error and can_fall_back:
                     self._format = "points"
                     data = encode_body(piece.points_body())
                     continue
@@ -266,7 +279,10 @@ class PointWriter:
             column = part.vector_columns.get(name, name)
             if name not in expected:
                 if name == "" and expected:
-                    hint = f"it has named vectors {sorted(expected)}: map the column with vector_fields={{{column!r}: '<name>'}}"
+                    hint = (
+                        f"it has named vectors {sorted(expected)}: map the column with "
+                        f"vector_fields={{{column!r}: '<name>'}}"
+                    )
                 elif "" in expected:
                     hint = f"it has one unnamed vector: write column {column!r} with vector_field={column!r} instead"
                 else:
