@@ -105,7 +105,7 @@ def _embed(model: Any, frame: Any) -> Any:
 def embedding_model(context: AssetExecutionContext, documents: pd.DataFrame, pyspark: PySparkResource) -> str:
     spark = pyspark.spark_session
     model = _embedding_pipeline().fit(_with_content(spark.createDataFrame(documents)))
-    path = Path(context.instance.storage_directory()) / "spark_models" / f"embedding_model_{context.run_id}"
+    path = Path(context.instance.storage_directory()) / "spark_models" / f"embedding_model_{context.run.run_id}"
     model.write().overwrite().save(str(path))
     context.add_output_metadata({"path": str(path), "vector_size": VECTOR_SIZE})
     return str(path)

@@ -45,6 +45,23 @@ def start_spark(cores: int | None = None, driver_memory: str = "2g") -> Any:
     return session
 
 
+def stop_spark(session: Any) -> None:
+    """Stop the session and end its JVM, which PySpark otherwise keeps until this process exits."""
+    from pyspark import SparkContext
+
+    session.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    gateway.shutdown()
+    process = getattr(gateway, "proc", None)
+    if process is not None:
+        process.stdin.close() if process.stdin else None
+        process.wait(timeout=60)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+
+
 def _parallelism(spark: Any) -> int:
     return int(spark.sparkContext.defaultParallelism)
 

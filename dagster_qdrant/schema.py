@@ -37,7 +37,6 @@ from pyspark.sql.types import (
     IntegerType,
     LongType,
     MapType,
-    NullType,
     ShortType,
     StringType,
     StructField,

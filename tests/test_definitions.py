@@ -44,6 +44,7 @@ def qdrant(qdrant_url: str, qdrant_api_key: str | None) -> QdrantResource:
 def pipeline(spark: Any, qdrant: QdrantResource) -> dict[str, Any]:
     """One materialization of every unpartitioned asset and the check, then two days of the daily asset."""
     resources = example.build_definitions(qdrant).resources
+    qdrant.http().delete_collection("daily_documents")  # other tests may have written other days
     with DagsterInstance.ephemeral() as instance:
         everything = materialize(UNPARTITIONED, resources=resources, instance=instance)
         version = _alias_target(qdrant, "document_embeddings")
