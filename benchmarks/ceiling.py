@@ -23,8 +23,8 @@ from benchmarks.data import Dataset, columns
 from benchmarks.measure import READ, WRITE, Result, timed
 from benchmarks.server import Target
 
-WRITE_SETTINGS = [(batch, senders) for batch in (512, 2048) for senders in (1, 2, 4)]
-READ_SETTINGS = [(page, streams) for page in (1024, 4096) for streams in (1, 2, 4)]
+WRITE_SETTINGS = [(batch, senders) for batch in (128, 512, 2048) for senders in (1, 2, 4, 8)]
+READ_SETTINGS = [(page, streams) for page in (256, 1024, 4096) for streams in (1, 2, 4)]
 
 
 class Connection:

@@ -51,12 +51,14 @@ class MemoryReport:
     groups: dict[str, GroupPeak] = field(default_factory=dict)
     driver_start_rss: int = 0
     samples: int = 0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         driver = self.groups.get("driver", GroupPeak())
         return {
             "groups": {name: peak.as_dict() for name, peak in self.groups.items() if peak.processes},
             "driver_growth_mb": round(max(0, driver.rss - self.driver_start_rss) / MIB, 1),
+            "cpu_seconds": {name: round(value, 2) for name, value in self.cpu_seconds.items() if value},
             "samples": self.samples,
         }
 
@@ -98,6 +100,19 @@ def _rss(pid: int) -> int:
     except OSError:
         return 0
     return int(fields[1]) * PAGE_BYTES
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far (all its threads)."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def _pss(pid: int) -> int:
@@ -142,6 +157,9 @@ class MemorySampler:
         self.report = MemoryReport()
         self._groups: dict[str, set[int]] = {}
         self._last_slow = 0.0
+        self._starting = False
+        self._cpu_first: dict[int, float] = {}
+        self._cpu_last: dict[int, tuple[str, float]] = {}
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -156,6 +174,8 @@ class MemorySampler:
             self._groups = classify(os.getpid(), self.server_pid)
             self._last_slow = now
         for name, pids in self._groups.items():
+            if slow:
+                self._account_cpu(name, pids)
             sizes = [_rss(pid) for pid in pids]
             peak = self.report.groups.setdefault(name, GroupPeak())
             peak.rss = max(peak.rss, sum(sizes))
@@ -168,13 +188,30 @@ class MemorySampler:
                 peak.pss = peak.rss
         self.report.samples += 1
 
+    def _account_cpu(self, name: str, pids: set[int]) -> None:
+        """CPU used since start: a process seen at start counts from there, a newer one from zero."""
+        for pid in pids:
+            used = _cpu_seconds(pid)
+            if used is None:
+                continue
+            self._cpu_first.setdefault(pid, used if self._starting else 0.0)
+            self._cpu_last[pid] = (name, used)
+        totals: dict[str, float] = {}
+        for pid, (group, used) in self._cpu_last.items():
+            totals[group] = totals.get(group, 0.0) + used - self._cpu_first[pid]
+        self.report.cpu_seconds = totals
+
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
             self.sample()
 
     def start(self) -> MemorySampler:
         self.report = MemoryReport(driver_start_rss=_rss(os.getpid()))
+        self._cpu_first.clear()
+        self._cpu_last.clear()
+        self._starting = True
         self.sample(slow=True)
+        self._starting = False
         self._stopped.clear()
         self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
         self._thread.start()

@@ -18,7 +18,7 @@ CLIENT_DEFAULTS = "qdrant-client defaults"
 CLIENT_BEST = "qdrant-client best"
 GOALS = {"vs ceiling": 0.7, "vs client defaults": 3.0}
 COLUMNS = ("case", "op", "points", "seconds", "points/s", "peak memory (MB)", "server (MB)",
-           "vs ceiling", "vs client defaults", "vs client best", "ok")
+           "CPU µs/point client+server", "vs ceiling", "vs client defaults", "vs client best", "ok")
 
 
 def environment() -> dict[str, Any]:
@@ -65,12 +65,23 @@ def _memory_text(result: Result) -> str:
         jvm = groups.get("jvm", {}).get("rss_mb", 0)
         workers = groups.get("workers", {})
         return (
-            f"JVM {jvm:.0f}; workers {workers.get('pss_mb', 0):.0f} "
-            f"(largest {workers.get('largest_process_rss_mb', 0):.0f})"
+            f"JVM {jvm:.0f}; Python workers {workers.get('pss_mb', 0):.0f} PSS, "
+            f"largest {workers.get('largest_process_rss_mb', 0):.0f} RSS"
         )
     text = f"client +{result.memory.get('driver_growth_mb', 0):.0f}"
-    children = groups.get("children", {}).get("rss_mb", 0)
-    return text + (f", subprocesses {children:.0f}" if children else "")
+    children = groups.get("children", {}).get("pss_mb", 0)
+    if result.settings.get("parallel", 1) > 1 and children:
+        text += f", upload processes {children:.0f}"
+    return text
+
+
+def cpu_per_point(result: Result) -> tuple[float, float] | None:
+    """Microseconds of CPU per point on the client side (this process, Spark's JVM and workers) and the server."""
+    used = result.memory.get("cpu_seconds")
+    if not used or not result.points:
+        return None
+    client = sum(seconds for group, seconds in used.items() if group != "server")
+    return client / result.points * 1e6, used.get("server", 0.0) / result.points * 1e6
 
 
 def _row(results: list[Result], result: Result) -> list[str]:
@@ -90,6 +101,7 @@ def _row(results: list[Result], result: Result) -> list[str]:
         f"{result.points_per_second:,.0f}",
         _memory_text(result),
         f"{server:.0f}" if server else "",
+        "{:.0f}+{:.0f}".format(*cpu) if (cpu := cpu_per_point(result)) else "",
         *(f"{found[label]:.2f}x" if found.get(label) else "" for label in ("vs ceiling", "vs client defaults", "vs client best")),
         verdict,
     ]
@@ -126,7 +138,10 @@ def write_outputs(
         "title": title,
         "parameters": parameters,
         "environment": environment(),
-        "results": [{**result.as_dict(), "ratios": ratios(results, result)} for result in results],
+        "results": [
+            {**result.as_dict(), "ratios": ratios(results, result), "cpu_us_per_point": cpu_per_point(result)}
+            for result in results
+        ],
         "notes": notes,
         **(extra or {}),
     }

@@ -119,7 +119,7 @@ def run_parts(arguments: argparse.Namespace, target: Target, work_dir: Path) -> 
                          f"{write.details['parquet_source_seconds']:.2f} s; "
                          f"{write.details['input_partitions']} input partitions.")
         finally:
-            session.stop()
+            spark.stop_spark(session)
 
     if "points" in parts:
         results.append(_announce(points.measure_write(target, dataset, table, "bench_points")))

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                         target.delete_collection(collection)
                     dataset.path.unlink()
             finally:
-                session.stop()
+                spark.stop_spark(session)
     summary = summarize(results, sizes)
     notes = summary_notes(summary) + [
         f"Spark's first write/read of the session (1000 rows, before the timed runs): {first_use}.",

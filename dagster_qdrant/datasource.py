@@ -6,9 +6,9 @@ before) and turns every scroll page into one Arrow record batch, so no Python ro
 task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
 to ``PointWriter``; ``overwrite`` empties the collection once, on the driver, before any task writes.
 
-Options come through ``options.py`` (``qdrant.config`` JSON and/or per-key options). One reader option
-is handled here because it only concerns planning: ``partitioning`` = ``auto`` (slices when the server
-has them, else id ranges), ``slice`` or ``id_range``.
+Options come through ``options.py`` (``qdrant.config`` JSON and/or per-key options), validated there;
+``partitioning`` (``auto``: slices when the server has them, else id ranges; ``slice``; ``id_range``)
+chooses how a parallel read is split.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from pyspark.sql.datasource import (
 )
 from pyspark.sql.types import StructType
 
-from dagster_qdrant.errors import QdrantConfigError, QdrantNotFoundError
+from dagster_qdrant.arrow_points import PointBatchBuilder, check_readable
+from dagster_qdrant.errors import QdrantNotFoundError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
 from dagster_qdrant.partitions import (
@@ -45,31 +46,16 @@ from dagster_qdrant.pushdown import Condition, FilterTranslator, combine_filters
 from dagster_qdrant.schema import (
     ID_COLUMN,
     VECTOR_COLUMN,
-    PointBatchBuilder,
     VectorColumn,
-    check_readable,
     infer_schema,
     select_vectors,
     vector_columns_from_collection,
     vector_columns_from_points,
 )
 
-PARTITIONING_OPTION = "partitioning"
-PARTITIONING_MODES = ("auto", "slice", "id_range")
 SAMPLE_SIZE = 1000
 """Points sampled to infer a schema: enough to see the usual payload keys, one or a few requests."""
 PUSHDOWN_CONF = "spark.sql.python.filterPushdown.enabled"
-
-
-def _split_options(options: Mapping[str, str]) -> tuple[dict[str, str], str]:
-    """Spark's options without the ones handled here, and the partitioning mode."""
-    rest = {key: value for key, value in options.items() if key.lower() != PARTITIONING_OPTION}
-    mode = next((str(v).strip().lower() for k, v in options.items() if k.lower() == PARTITIONING_OPTION), "auto")
-    if mode not in PARTITIONING_MODES:
-        raise QdrantConfigError(
-            f"Option {PARTITIONING_OPTION!r} has value {mode!r}; allowed: {list(PARTITIONING_MODES)!r}"
-        )
-    return rest, mode
 
 
 def _collection_info(http: QdrantHttp, collection: str) -> dict[str, Any]:
@@ -136,23 +122,19 @@ class QdrantDataSource(DataSource):
     def name(cls) -> str:
         return QDRANT_FORMAT
 
-    def _read_options(self) -> tuple[ReadOptions, str]:
-        rest, mode = _split_options(self.options)
-        return ReadOptions.from_spark_options(rest), mode
-
     def schema(self) -> StructType:
-        options, _ = self._read_options()
+        options = ReadOptions.from_spark_options(self.options)
         explicit = options.explicit_schema()
         if explicit is not None:
             return StructType.fromJson(json.loads(explicit))
         return infer_read_schema(options)
 
     def reader(self, schema: StructType) -> QdrantReader:
-        options, mode = self._read_options()
-        return QdrantReader(options, schema, partitioning=mode, default_partitions=self.default_num_partitions)
+        options = ReadOptions.from_spark_options(self.options)
+        return QdrantReader(options, schema, default_partitions=self.default_num_partitions)
 
     def writer(self, schema: StructType, overwrite: bool) -> QdrantArrowWriter:
-        options = WriteOptions.from_spark_options(_split_options(self.options)[0])
+        options = WriteOptions.from_spark_options(self.options)
         if overwrite:
             empty_collection(options)
         return QdrantArrowWriter(options)
@@ -162,7 +144,7 @@ class QdrantDataSource(DataSource):
         from dagster_qdrant.streaming import QdrantStreamWriter
 
         # The raw options: the stream writer drops the streaming engine's own (checkpointLocation).
-        return QdrantStreamWriter(_split_options(self.options)[0], schema, overwrite)
+        return QdrantStreamWriter(dict(self.options), schema, overwrite)
 
 
 def empty_collection(options: WriteOptions) -> None:
@@ -180,13 +162,11 @@ class QdrantReader(DataSourceReader):
         options: ReadOptions,
         schema: StructType,
         *,
-        partitioning: str = "auto",
         default_partitions: int | None = None,
     ) -> None:
         check_readable(schema)
         self.options = options
         self.schema = schema
-        self.partitioning = partitioning
         self.default_partitions = default_partitions
         http = QdrantHttp(options)
         info = _collection_info(http, options.collection)
@@ -230,7 +210,7 @@ class QdrantReader(DataSourceReader):
         count = options.num_partitions or self.default_partitions or 1
         if count == 1:
             return [ScrollPartition(index=0)]
-        mode = self.partitioning
+        mode = options.partitioning
         if mode == "auto":
             mode = "slice" if supports_slice(self.server_version) else "id_range"
         if mode == "slice":
@@ -311,7 +291,6 @@ def register_qdrant_data_source(spark: Any) -> None:
 
 
 __all__ = [
-    "PARTITIONING_OPTION",
     "QdrantArrowWriter",
     "QdrantCommitMessage",
     "QdrantDataSource",

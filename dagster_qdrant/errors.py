@@ -72,6 +72,14 @@ class QdrantConfigError(QdrantError, ValueError):
     """An option has a value that cannot work: the message names the option, the value and what is allowed."""
 
 
+class QdrantSchemaError(QdrantConfigError):
+    """The Spark schema and the points do not fit: a value of another type, or a type that cannot be read.
+
+    A configuration error (the schema is an option the user gives or lets be inferred), so code that
+    catches QdrantConfigError also sees it.
+    """
+
+
 class QdrantDataError(QdrantError, ValueError):
     """A row cannot become a Qdrant point (bad id, vector or payload value); nothing of it was sent."""
 
@@ -124,5 +132,6 @@ __all__ = [
     "QdrantError",
     "QdrantNotFoundError",
     "QdrantRequestError",
+    "QdrantSchemaError",
     "QdrantWriteError",
 ]

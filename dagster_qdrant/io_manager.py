@@ -111,6 +111,8 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         except BaseException:
             _drop_quietly(context, http, version)
             raise
+        if not http.collection_exists(version):  # an empty DataFrame writes no point, creates nothing
+            _create_empty(context, http, version, previous)
         self._move_alias(context, http, alias, version, previous)
         if previous is not None and previous != version:
             http.delete_collection(previous)
@@ -172,6 +174,9 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         seconds = self._write_frame(
             context, connection, collection, tagged, write_options, count_filter=partition_filter
         )
+        if not existed and not http.collection_exists(collection):
+            context.log.warning(f"Partition {partition_key!r} is empty and {collection!r} does not exist yet")
+            return {"dagster/row_count": 0, "dagster/partition_row_count": 0, "collection": collection}
         if not existed:
             _index_partition_field(context, http, collection, self.partition_field)
         partition_points = http.count(collection, filter=partition_filter, exact=True)
@@ -344,6 +349,16 @@ def _drop_quietly(context: OutputContext, http: Any, collection: str) -> None:
             http.delete_collection(collection)
     except QdrantError as error:
         context.log.warning(f"Could not drop the unfinished collection {collection!r}: {error}")
+
+
+def _create_empty(context: OutputContext, http: Any, version: str, previous: Optional[str]) -> None:
+    """An empty version for an empty DataFrame, configured like the previous one when there is one."""
+    params = (((http.collection_info(previous) if previous else None) or {}).get("config") or {}).get("params") or {}
+    body = {"vectors": params.get("vectors") or {}}
+    if params.get("sparse_vectors"):
+        body["sparse_vectors"] = params["sparse_vectors"]
+    context.log.warning(f"The DataFrame is empty: {version!r} is created with no points")
+    http.create_collection(version, body)
 
 
 def _single_partition_key(context: OutputContext) -> str:

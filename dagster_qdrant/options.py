@@ -31,6 +31,9 @@ DEFAULT_MAX_BATCH_BYTES = 31 * 1024 * 1024
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
 PAYLOAD_FORMATS = ("auto", "batch", "points")
 WRITE_METHODS = ("auto", "put", "post")
+PARTITIONING_MODES = ("auto", "slice", "id_range")
+"""How a parallel read splits the points: ``auto`` uses hash slices on Qdrant 1.19+ (read from ``GET /``)
+and id ranges on older servers; ``slice`` and ``id_range`` force one way."""
 _SECRET_HEADERS = frozenset({"api-key", "authorization", "proxy-authorization", "cookie"})
 
 
@@ -206,6 +209,7 @@ class ReadOptions(ConnectionOptions):
     offset: int | str | None = None
     infer_schema: bool = True
     num_partitions: int | None = None
+    partitioning: str = "auto"
     schema: str | None = None
 
     _parsers: ClassVar[dict[str, Any]] = {
@@ -219,6 +223,7 @@ class ReadOptions(ConnectionOptions):
         "offset": parse.optional_point_id,
         "infer_schema": parse.boolean,
         "num_partitions": parse.optional_positive_int,
+        "partitioning": parse.choice(PARTITIONING_MODES),
         "schema": parse.spark_schema_json,
     }
 
@@ -359,6 +364,7 @@ def build_qdrant_write_config(endpoint: str, collection: str, **options: Any) ->
 
 __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
+    "PARTITIONING_MODES",
     "QDRANT_CONFIG_OPTION",
     "QDRANT_FORMAT",
     "QDRANT_MAX_BODY_BYTES",

@@ -1,4 +1,4 @@
-"""The Spark schema of a collection, and Qdrant's JSON points turned into Arrow record batches.
+"""The Spark schema of a collection: its vector columns, and inference from a sample of points.
 
 Inference looks at a sample of points and widens what it sees so one schema holds for the sample:
 integers and floats together become double, values of different kinds become a string (the JSON text of
@@ -7,45 +7,29 @@ typed from the collection's configuration, not from the sample, so the schema do
 points happen to carry which vector. Columns: ``id``, the payload keys (sorted, so the schema is the same
 whatever order points arrive in), then ``vector`` for the unnamed vector and one column per named vector.
 
-Reading converts each scroll page straight into one ``pyarrow.RecordBatch`` with exactly the Arrow schema
-Spark expects, checking every value against the column type, so a schema that does not fit the data fails
-with the column, the value and the point instead of a wrong row.
+Turning points into rows of such a schema is the job of ``arrow_points.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-import pyarrow as pa
-from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (
     ArrayType,
-    BinaryType,
     BooleanType,
-    ByteType,
     DataType,
-    DateType,
-    DecimalType,
     DoubleType,
     FloatType,
     IntegerType,
     LongType,
-    MapType,
-    ShortType,
     StringType,
     StructField,
     StructType,
-    TimestampNTZType,
-    TimestampType,
 )
 
-from dagster_qdrant.errors import QdrantConfigError
+from dagster_qdrant.errors import QdrantConfigError, QdrantSchemaError
 
 ID_COLUMN = "id"
 VECTOR_COLUMN = "vector"
@@ -63,10 +47,6 @@ DENSE_VECTOR_TYPE = ArrayType(FloatType(), containsNull=False)
 MULTI_VECTOR_TYPE = ArrayType(DENSE_VECTOR_TYPE, containsNull=False)
 _LONG_MAX = 2**63 - 1
 _LONG_MIN = -(2**63)
-
-
-class QdrantSchemaError(QdrantConfigError):
-    """The Spark schema and the points do not fit: a value of another type, or a type that cannot be read."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -243,261 +223,6 @@ def infer_schema(
     return StructType(fields)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Points -> Arrow
-# ---------------------------------------------------------------------------------------------------
-
-
-class _Mismatch(Exception):
-    """A value that does not fit its column type; becomes a QdrantSchemaError naming the point."""
-
-    def __init__(self, value: Any, expected: DataType) -> None:
-        super().__init__(value, expected)
-        self.value = value
-        self.expected = expected
-
-
-Converter = Callable[[Any], Any]
-
-
-def _converter(data_type: DataType) -> Converter:
-    """A function from a JSON value to what pyarrow accepts for ``data_type``, raising _Mismatch."""
-    if isinstance(data_type, StringType):
-        return _to_string
-    if isinstance(data_type, (LongType, IntegerType, ShortType, ByteType)):
-        return _integer_converter(data_type)
-    if isinstance(data_type, (DoubleType, FloatType)):
-        return _number_converter(data_type)
-    if isinstance(data_type, BooleanType):
-        return _checked(data_type, lambda v: isinstance(v, bool), lambda v: v)
-    if isinstance(data_type, TimestampType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp)
-    if isinstance(data_type, TimestampNTZType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp_ntz)
-    if isinstance(data_type, DateType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_date)
-    if isinstance(data_type, DecimalType):
-        return _decimal_converter(data_type)
-    if isinstance(data_type, BinaryType):
-        return _checked(data_type, lambda v: isinstance(v, str), base64.b64decode)
-    if isinstance(data_type, ArrayType):
-        return _array_converter(data_type)
-    if isinstance(data_type, StructType):
-        return _struct_converter(data_type)
-    if isinstance(data_type, MapType) and isinstance(data_type.keyType, StringType):
-        return _map_converter(data_type)
-    raise QdrantSchemaError(
-        f"Spark type {data_type.simpleString()!r} cannot be read from Qdrant JSON: use string, long, int, "
-        "double, float, boolean, decimal, date, timestamp, binary (base64 text), array, struct or "
-        "map<string, ...>"
-    )
-
-
-def check_readable(schema: StructType) -> None:
-    """Fail at planning time, not in a task, when a column has a type no point can fill."""
-    for field in schema.fields:
-        _converter(field.dataType)
-
-
-def _to_string(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
-def _checked(data_type: DataType, accepts: Callable[[Any], bool], convert: Converter) -> Converter:
-    def check(value: Any) -> Any:
-        if value is None:
-            return None
-        if not accepts(value):
-            raise _Mismatch(value, data_type)
-        try:
-            return convert(value)
-        except (ValueError, TypeError, decimal.InvalidOperation):
-            raise _Mismatch(value, data_type) from None
-
-    return check
-
-
-_INTEGER_BOUNDS = {
-    LongType: (_LONG_MIN, _LONG_MAX),
-    IntegerType: (-(2**31), 2**31 - 1),
-    ShortType: (-(2**15), 2**15 - 1),
-    ByteType: (-(2**7), 2**7 - 1),
-}
-
-
-def _integer_converter(data_type: DataType) -> Converter:
-    low, high = _INTEGER_BOUNDS[type(data_type)]
-
-    def accepts(value: Any) -> bool:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-    return _checked(data_type, accepts, int)
-
-
-def _number_converter(data_type: DataType) -> Converter:
-    return _checked(data_type, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), float)
-
-
-def _decimal_converter(data_type: DecimalType) -> Converter:
-    quantum = decimal.Decimal(1).scaleb(-data_type.scale)
-
-    def convert(value: Any) -> decimal.Decimal:
-        number = decimal.Decimal(str(value))
-        rounded = number.quantize(quantum)
-        if rounded != number or len(rounded.as_tuple().digits) > data_type.precision:
-            raise ValueError("does not fit")
-        return rounded
-
-    return _checked(
-        data_type, lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool), convert
-    )
-
-
-def _parse_timestamp(text: str) -> dt.datetime:
-    """RFC 3339 text to an aware UTC datetime; text without an offset is taken as UTC."""
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-def _parse_timestamp_ntz(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value
-
-
-def _parse_date(text: str) -> dt.date:
-    if len(text) == 10:
-        return dt.date.fromisoformat(text)
-    return _parse_timestamp(text).date()
-
-
-def _array_converter(data_type: ArrayType) -> Converter:
-    element = _converter(data_type.elementType)
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise _Mismatch(value, data_type)
-        return [element(item) for item in value]
-
-    return convert
-
-
-def _struct_converter(data_type: StructType) -> Converter:
-    fields = [(field.name, _converter(field.dataType)) for field in data_type.fields]
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise _Mismatch(value, data_type)
-        return {name: field(value.get(name)) for name, field in fields}
-
-    return convert
-
-
-def _map_converter(data_type: MapType) -> Converter:
-    values = _converter(data_type.valueType)
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise _Mismatch(value, data_type)
-        return [(str(key), values(item)) for key, item in value.items()]
-
-    return convert
-
-
-def _id_converter(data_type: DataType) -> Converter:
-    if isinstance(data_type, StringType):
-        return str
-    if isinstance(data_type, (LongType, DecimalType)):
-        return _converter(data_type)
-    raise QdrantSchemaError(
-        f"Column {ID_COLUMN!r} has type {data_type.simpleString()!r}: point ids read as string (any id) "
-        "or long (integer ids)"
-    )
-
-
-def _vector_converter(data_type: DataType) -> Converter:
-    if isinstance(data_type, ArrayType) and isinstance(data_type.elementType, (FloatType, DoubleType)):
-        return _checked(data_type, lambda v: isinstance(v, list), lambda v: v)
-    return _converter(data_type)
-
-
-class PointBatchBuilder:
-    """Turns pages of points into record batches with the schema's exact Arrow types.
-
-    ``vector_names`` maps each vector column to its Qdrant vector name; every other column but ``id``
-    is a payload key. Dense vectors go to pyarrow as they are (the bulk of the bytes, no Python loop per
-    element); payload values go through a per-type converter that checks them.
-    """
-
-    def __init__(self, schema: StructType, vector_names: Mapping[str, str], collection: str) -> None:
-        self.schema = schema
-        self.collection = collection
-        self.arrow_schema = to_arrow_schema(schema, timezone="UTC")
-        self._columns: list[tuple[str, str, Converter]] = []
-        for field in schema.fields:
-            if field.name == ID_COLUMN:
-                self._columns.append(("id", field.name, _id_converter(field.dataType)))
-            elif field.name in vector_names:
-                self._columns.append(("vector", vector_names[field.name], _vector_converter(field.dataType)))
-            else:
-                self._columns.append(("payload", field.name, _converter(field.dataType)))
-
-    def to_batch(self, points: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
-        arrays = []
-        for index, (source, key, convert) in enumerate(self._columns):
-            field = self.arrow_schema.field(index)
-            values = [self._value(point, source, key, convert) for point in points]
-            try:
-                arrays.append(pa.array(values, type=field.type))
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-                raise QdrantSchemaError(
-                    f"Column {field.name!r} of type {self.schema.fields[index].dataType.simpleString()!r} "
-                    f"cannot hold the values read ({error}): fix the schema or the data",
-                    collection=self.collection,
-                ) from None
-        return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
-
-    def _value(self, point: Mapping[str, Any], source: str, key: str, convert: Converter) -> Any:
-        if source == "id":
-            raw = point.get("id")
-        elif source == "vector":
-            raw = _vector_of(point.get("vector"), key)
-        else:
-            raw = (point.get("payload") or {}).get(key)
-        try:
-            return convert(raw)
-        except _Mismatch as mismatch:
-            shown = repr(mismatch.value)
-            shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            where = "point id" if source == "id" else f"column {key!r}"
-            raise QdrantSchemaError(
-                f"{where.capitalize()} expects {mismatch.expected.simpleString()!r} but point "
-                f"{point.get('id')!r} has {shown}: read with a schema that fits the data (e.g. string for "
-                "values of several kinds) or let the schema be inferred",
-                collection=self.collection,
-                point_ids=[point.get("id")],
-            ) from None
-
-
-def _vector_of(vector: Any, name: str) -> Any:
-    if isinstance(vector, Mapping):
-        return vector.get(name)
-    return vector if name == "" else None
-
-
 __all__ = [
     "DENSE_VECTOR_TYPE",
     "ID_COLUMN",
@@ -505,10 +230,8 @@ __all__ = [
     "MULTI_VECTOR_TYPE",
     "SPARSE_VECTOR_TYPE",
     "VECTOR_COLUMN",
-    "PointBatchBuilder",
     "QdrantSchemaError",
     "VectorColumn",
-    "check_readable",
     "infer_id_type",
     "infer_schema",
     "select_vectors",

@@ -241,3 +241,28 @@ def test_explicit_schema_that_does_not_match_the_data_names_the_column(
         frame.collect()
     text = str(raised.value)
     assert "name" in text and ("int" in text.lower() or "schema" in text.lower()), text[-1500:]
+
+
+SPARK_BAD_ROWS = {
+    "nan_vector": ("id long, vector array<float>", [(0, [1.0, 0.0]), (1, [float("nan"), 0.0])], ("nan", "vector")),
+    "null_vector": ("id long, vector array<float>", [(0, [1.0, 0.0]), (1, None)], ("null", "vector")),
+    "ragged_vectors": ("id long, vector array<float>", [(0, [1.0, 0.0]), (1, [1.0, 0.0, 0.5])], ("size", "vector")),
+    "negative_id": ("id long, vector array<float>", [(0, [1.0, 0.0]), (-5, [1.0, 0.0])], ("-5", "id")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPARK_BAD_ROWS))
+def test_bad_rows_in_a_dataframe_are_refused_before_sending(
+    case: str, spark: Any, recorder: FaultProxy, collection_name: str
+) -> None:
+    """The Arrow path of the Spark writer checks rows as strictly as write_qdrant_points does."""
+    schema, rows, words = SPARK_BAD_ROWS[case]
+    frame = spark.createDataFrame(rows, schema).coalesce(1)
+    config = build_qdrant_write_config(recorder.url, collection_name, create_collection=True, distance="Dot")
+    with pytest.raises(Exception) as raised:
+        frame.write.format("qdrant").options(**WriteOptions.from_mapping(config).spark_options()).mode("append").save()
+    text = str(raised.value)
+    for word in words:
+        assert word.lower() in text.lower(), f"{word!r} missing from: {text[-1500:]}"
+    assert "QdrantDataError" in text or "Qdrant" in text
+    assert recorder.count_matching(UPSERT_PATH) == 0

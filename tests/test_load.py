@@ -128,3 +128,55 @@ def test_concurrent_writers_and_readers_under_faults_for_a_minute(
         summary = _run_load(qdrant_url, proxy.url, collection_name, seconds=60)
     _save({"test": "load, 8 writers (through faults) + 8 readers", "faults_injected": proxy.faults_injected(),
            **summary}, tmp_path_factory)
+
+
+@pytest.mark.stress
+def test_writes_survive_the_server_killed_three_times(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """kill -9 and restart (same port, same data) three times during one long write_qdrant_points call."""
+    if "stress" not in (request.config.option.markexpr or ""):
+        pytest.skip("long version: run with -m stress")
+    from faultproxy import create_collection, free_port, server_count
+
+    from dagster_qdrant.embedded import start_embedded_qdrant
+    from dagster_qdrant.points import write_qdrant_points
+
+    port, data = free_port(), tmp_path / "qdrant"
+    server = start_embedded_qdrant(data, port=port)
+    rows = make_rows(20_000, with_ids=False, seed=99)
+    create_collection(server.url, "killed", 8)
+    failures: list[BaseException] = []
+    with FaultProxy(server.url, methods=("PUT",), path_pattern=UPSERT_PATH, rates={"slow": 1.0}, slow_seconds=0.02) as pacer:
+        config = build_qdrant_write_config(
+            pacer.url, "killed", id_field=None, distance="Dot", batch_size=50, max_retries=12, backoff_factor=0.2,
+            timeout=10,
+        )
+        writer = threading.Thread(target=lambda: _capture(failures, write_qdrant_points, rows, config))
+        writer.start()
+        kills = []
+        for threshold in (3000, 8000, 14000):
+            while writer.is_alive() and server_count(server.url, "killed") < threshold:
+                time.sleep(0.05)
+            if not writer.is_alive():
+                break
+            kills.append(server_count(server.url, "killed"))
+            server.kill()
+            time.sleep(0.5)
+            server = start_embedded_qdrant(data, port=port)
+        writer.join(timeout=600)
+    try:
+        assert not failures, f"the write did not survive: {failures[0]!r}"
+        assert len(kills) == 3, f"the write ended after {len(kills)} kill(s): make it longer"
+        outcome = assert_exactly_stored(server.url, "killed", rows)
+    finally:
+        server.stop()
+    _save({"test": "write_qdrant_points, embedded server kill -9 + restart x3", "rows": len(rows),
+           "kills_after_points": kills, **outcome}, tmp_path_factory)
+
+
+def _capture(failures: list[BaseException], function: Any, *args: Any) -> None:
+    try:
+        function(*args)
+    except BaseException as error:  # noqa: BLE001 - reported by the test thread
+        failures.append(error)

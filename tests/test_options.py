@@ -49,6 +49,7 @@ def test_read_defaults_match_the_documented_ones() -> None:
         "offset": None,
         "infer_schema": True,
         "num_partitions": None,
+        "partitioning": "auto",
         "schema": None,
     }
     json.dumps(config)
@@ -97,6 +98,8 @@ def test_config_round_trips_through_json_and_spark_options() -> None:
         ("offset", "42", 42),
         ("offset", "6F0C5A8E-2B4D-5C1E-9A7F-3D2B1C0E4F5A", "6f0c5a8e-2b4d-5c1e-9a7f-3d2b1c0e4f5a"),
         ("num_partitions", "4", 4),
+        ("partitioning", "Slice", "slice"),
+        ("partitioning", " id_range ", "id_range"),
         ("headers", '{"x-team": "search"}', {"x-team": "search"}),
     ],
 )
@@ -192,6 +195,7 @@ def test_infer_schema_false_needs_a_schema_only_when_spark_asks() -> None:
         ("offset", "abc", "unsigned integer or a UUID"),
         ("infer_schema", "maybe", "true or false"),
         ("num_partitions", 0, ">= 1"),
+        ("partitioning", "hash", "['auto', 'slice', 'id_range']"),
         ("schema", '{"type": "array"}', "Spark schema"),
     ],
 )
@@ -288,3 +292,15 @@ def test_scroll_body_uses_the_selection_filter_and_offset() -> None:
         "offset": 7,
     }
     assert options.scroll_body(offset=9, filter={"should": []})["filter"] == {"should": []}
+
+
+def test_partitioning_is_a_read_option_in_the_config_json_and_per_key() -> None:
+    config = build_qdrant_config(URL, "docs", partitioning="id_range")
+    assert config["partitioning"] == "id_range"
+    from_json = ReadOptions.from_spark_options({QDRANT_CONFIG_OPTION: json.dumps(config)})
+    assert from_json.partitioning == "id_range"
+    per_key = ReadOptions.from_spark_options({QDRANT_CONFIG_OPTION: json.dumps(config), "Partitioning": "slice"})
+    assert per_key.partitioning == "slice"
+    assert WriteOptions.from_spark_options({QDRANT_CONFIG_OPTION: json.dumps({**config, "vector_field": "v"})})
+    with pytest.raises(QdrantConfigError, match="partitioning"):
+        WriteOptions.from_spark_options({"endpoint": URL, "collection": "docs", "partitioning": "slice"})

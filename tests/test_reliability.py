@@ -340,7 +340,7 @@ def _spark_write(frame: Any, config: dict[str, Any], mode: str = "append") -> No
 def test_spark_write_survives_random_faults_without_loss_or_duplicates(
     spark: Any, qdrant_url: str, collection_name: str, reliability_summary: list[dict[str, Any]]
 ) -> None:
-    rows = make_rows(2000, with_ids=False, seed=2)
+    rows = make_rows(1200, with_ids=False, seed=2)
     create_collection(qdrant_url, collection_name, DIMENSION)
     with FaultProxy(
         qdrant_url,
@@ -352,10 +352,10 @@ def test_spark_write_survives_random_faults_without_loss_or_duplicates(
         slow_seconds=1.0,
     ) as proxy:
         config = write_config(proxy.url, collection_name, batch_size=50, timeout=0.5, max_retries=10, id_field=None)
-        _spark_write(_frame(spark, rows), config)
+        _spark_write(_frame(spark, rows, partitions=2), config)
     assert sum(proxy.faults_injected().values()) >= 3, proxy.faults_injected()
     outcome = assert_exactly_stored(qdrant_url, collection_name, rows)
-    record(reliability_summary, "Spark data source (4 partitions), derived ids, mixed faults", proxy, len(rows),
+    record(reliability_summary, "Spark data source (2 partitions), derived ids, mixed faults", proxy, len(rows),
            outcome, rate=f"{sum(MIXED_RATES.values()):.0%} of upserts (seed 11)")
 
 
@@ -365,7 +365,7 @@ def test_rewriting_the_same_data_never_duplicates_points(spark: Any, qdrant_url:
     config = write_config(qdrant_url, collection_name, id_field=None)
     write_points(rows, config)
     write_points(rows, config)
-    frame = _frame(spark, rows, partitions=3)
+    frame = _frame(spark, rows, partitions=2)
     _spark_write(frame, config)
     _spark_write(frame, config)
     assert_exactly_stored(qdrant_url, collection_name, rows)

@@ -1,29 +1,16 @@
-"""Schema inference and the conversion of Qdrant JSON points into Arrow record batches."""
+"""Schema inference from sampled points, and the vector columns of a collection."""
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-
-import pyarrow as pa
 import pytest
 from pyspark.sql.types import (
     ArrayType,
-    BinaryType,
     BooleanType,
-    CalendarIntervalType,
-    DateType,
-    DecimalType,
     DoubleType,
-    FloatType,
-    IntegerType,
     LongType,
-    MapType,
     StringType,
     StructField,
     StructType,
-    TimestampNTZType,
-    TimestampType,
 )
 
 from dagster_qdrant.errors import QdrantConfigError
@@ -32,10 +19,8 @@ from dagster_qdrant.schema import (
     MIXED_METADATA_KEY,
     MULTI_VECTOR_TYPE,
     SPARSE_VECTOR_TYPE,
-    PointBatchBuilder,
     QdrantSchemaError,
     VectorColumn,
-    check_readable,
     infer_id_type,
     infer_schema,
     select_vectors,
@@ -118,78 +103,3 @@ def test_vectors_seen_in_points_when_the_server_gives_no_config() -> None:
 def test_a_payload_key_named_like_the_id_column_is_a_clear_error() -> None:
     with pytest.raises(QdrantSchemaError, match="exclude"):
         infer_schema([{"id": 1, "payload": {"id": "x"}}], [])
-
-
-def test_pages_become_record_batches_with_the_exact_arrow_schema_spark_expects() -> None:
-    vectors = [VectorColumn("vector", "", DENSE_VECTOR_TYPE)]
-    schema = infer_schema(POINTS, vectors)
-    builder = PointBatchBuilder(schema, {"vector": ""}, "docs")
-    batch = builder.to_batch(POINTS)
-    assert isinstance(batch, pa.RecordBatch)
-    assert batch.schema.equals(builder.arrow_schema)
-    rows = batch.to_pylist()
-    assert rows[0]["score"] == 1.0 and rows[1]["score"] == 2.5
-    assert rows[2]["title"] == "7"
-    assert rows[0]["meta"] == {"lang": None, "page": 1}
-    assert rows[2]["tags"] is None
-    assert rows[1]["vector"] == [1.5, 2.0]
-
-
-def test_rfc3339_text_is_parsed_back_into_timestamps_dates_and_decimals_with_an_explicit_schema() -> None:
-    schema = StructType(
-        [
-            StructField("id", StringType(), False),
-            StructField("at", TimestampType()),
-            StructField("local", TimestampNTZType()),
-            StructField("day", DateType()),
-            StructField("price", DecimalType(10, 2)),
-            StructField("count", IntegerType()),
-            StructField("ratio", FloatType()),
-            StructField("labels", MapType(StringType(), LongType())),
-            StructField("raw", BinaryType()),
-        ]
-    )
-    point = {
-        "id": "6c1b0f6e-3f5a-4c53-9d3c-1a2b3c4d5e6f",
-        "payload": {
-            "at": "2024-05-06T07:08:09.123456+02:00",
-            "local": "2024-05-06T07:08:09",
-            "day": "2024-05-06",
-            "price": "12.50",
-            "count": 3,
-            "ratio": 0.25,
-            "labels": {"a": 1},
-            "raw": "aGk=",
-        },
-    }
-    row = PointBatchBuilder(schema, {}, "docs").to_batch([point]).to_pylist()[0]
-    assert row["at"] == dt.datetime(2024, 5, 6, 5, 8, 9, 123456, tzinfo=dt.timezone.utc)
-    assert row["local"] == dt.datetime(2024, 5, 6, 7, 8, 9)
-    assert row["day"] == dt.date(2024, 5, 6)
-    assert row["price"] == decimal.Decimal("12.50")
-    assert row["count"] == 3 and row["ratio"] == 0.25
-    assert row["labels"] == [("a", 1)]
-    assert row["raw"] == b"hi"
-
-
-def test_a_schema_that_does_not_fit_the_data_names_the_column_the_value_and_the_point() -> None:
-    schema = StructType([StructField("id", LongType(), False), StructField("title", LongType())])
-    with pytest.raises(QdrantSchemaError) as raised:
-        PointBatchBuilder(schema, {}, "docs").to_batch(POINTS)
-    message = str(raised.value)
-    assert "'title'" in message and "'a'" in message and "bigint" in message
-    assert raised.value.point_ids == [1]
-
-
-def test_uuid_ids_in_a_long_id_column_are_a_clear_error() -> None:
-    schema = StructType([StructField("id", LongType(), False)])
-    point = {"id": "6c1b0f6e-3f5a-4c53-9d3c-1a2b3c4d5e6f"}
-    with pytest.raises(QdrantSchemaError, match="Point id expects 'bigint'"):
-        PointBatchBuilder(schema, {}, "docs").to_batch([point])
-
-
-def test_types_that_no_json_value_can_fill_are_refused_before_reading() -> None:
-    with pytest.raises(QdrantSchemaError, match="cannot be read"):
-        check_readable(StructType([StructField("every", CalendarIntervalType())]))
-    with pytest.raises(QdrantSchemaError, match="point ids read as string"):
-        PointBatchBuilder(StructType([StructField("id", BooleanType())]), {}, "docs")

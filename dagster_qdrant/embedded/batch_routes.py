@@ -10,9 +10,10 @@ from typing import Any
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded import point_routes
-from dagster_qdrant.embedded.errors import bad_json
+from dagster_qdrant.embedded.errors import bad_json, bad_request
 from dagster_qdrant.embedded.filters import parse_filter, parse_limit, parse_point_id, parse_point_ids
 from dagster_qdrant.embedded.points import parse_vector
+from dagster_qdrant.embedded.vector_schema import check_vector_struct, vector_specs
 
 
 def update_vectors(request: Any) -> Any:
@@ -21,11 +22,17 @@ def update_vectors(request: Any) -> Any:
     points = body.get("points")
     if not isinstance(points, list) or not points:
         raise bad_json("missing field `points`: expected a non-empty list of {id, vector}")
+    specs = vector_specs(collection.config["params"])
     point_vectors = []
-    for point in points:
+    for point in points:  # all checked before the operation is applied (see vector_schema)
         if not isinstance(point, dict) or "id" not in point or point.get("vector") is None:
             raise bad_json(f"each point must be {{id, vector}}, got {point!r}")
-        point_vectors.append(edge.PointVectors(parse_point_id(point["id"]), parse_vector(point["vector"])))
+        point_id = parse_point_id(point["id"])
+        check_vector_struct(point["vector"], specs, point["id"])
+        try:
+            point_vectors.append(edge.PointVectors(point_id, parse_vector(point["vector"])))
+        except (TypeError, ValueError, OverflowError):
+            raise bad_request(f"point {point['id']}: vectors must be lists of numbers or named vectors") from None
     operation = edge.UpdateOperation.update_vectors(point_vectors, parse_filter(body.get("update_filter")))
     return point_routes.update_result(request, collection.update(operation))
 

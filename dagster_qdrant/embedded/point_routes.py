@@ -12,7 +12,7 @@ from typing import Any
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded import query_routes
-from dagster_qdrant.embedded.errors import bad_json, bad_request, not_found
+from dagster_qdrant.embedded.errors import bad_json, not_found
 from dagster_qdrant.embedded.filters import (
     parse_filter,
     parse_limit,
@@ -21,8 +21,10 @@ from dagster_qdrant.embedded.filters import (
     parse_with_payload,
     parse_with_vector,
 )
-from dagster_qdrant.embedded.points import parse_upsert, record_to_json
+from dagster_qdrant.embedded.points import parse_upsert
+from dagster_qdrant.embedded.responses import records_to_json
 from dagster_qdrant.embedded.store import Collection
+from dagster_qdrant.embedded.vector_schema import vector_specs
 
 UPSERT_CHUNK = 1000  # the engine applies many mid-sized operations faster than one huge one
 PAYLOAD_SCHEMA_TYPES = {
@@ -56,34 +58,16 @@ def update_result(request: Any, operation_id: int) -> dict[str, Any]:
 
 
 def upsert(request: Any) -> Any:
+    """Check every point first (nothing is written when one is bad), then apply in chunks."""
     collection = _collection(request)
     body = _body(request)
-    points = parse_upsert(body)
-    _check_dense_sizes(collection, points, body)
+    points = parse_upsert(body, vector_specs(collection.config["params"]))
     condition = parse_filter(body.get("update_filter"))
     operation_id = 0
     for start in range(0, max(len(points), 1), UPSERT_CHUNK):
         chunk = points[start : start + UPSERT_CHUNK]
         operation_id = collection.update(edge.UpdateOperation.upsert_points(chunk, condition))
     return update_result(request, operation_id)
-
-
-def _check_dense_sizes(collection: Collection, points: list[Any], body: dict[str, Any]) -> None:
-    """Refuse a whole batch of unnamed dense vectors before applying any chunk of it."""
-    vectors_config = collection.config["params"]["vectors"]
-    batch = body.get("batch")
-    if "size" not in vectors_config or vectors_config.get("multivector_config") or not isinstance(batch, dict):
-        return
-    vectors = batch.get("vectors")
-    if not isinstance(vectors, list):
-        return
-    size = vectors_config["size"]
-    for index, vector in enumerate(vectors):
-        if not isinstance(vector, list) or len(vector) != size:
-            got = len(vector) if isinstance(vector, list) else type(vector).__name__
-            raise bad_request(
-                f"Vector dimension error: expected dim: {size}, got {got} (point id {batch['ids'][index]!r})"
-            )
 
 
 def points_post(request: Any) -> Any:
@@ -106,7 +90,7 @@ def retrieve(request: Any) -> Any:
         parse_with_payload(body.get("with_payload"), True),
         parse_with_vector(body.get("with_vector"), False),
     )
-    return [record_to_json(record) for record in records]
+    return records_to_json(records)
 
 
 def get_point(request: Any) -> Any:
@@ -116,7 +100,7 @@ def get_point(request: Any) -> Any:
     records = collection.read("retrieve", [point_id], True, True)
     if not records:
         raise not_found(f"No point with id {point_id} found")
-    return record_to_json(records[0])
+    return records_to_json(records)[0]
 
 
 def scroll(request: Any) -> Any:
@@ -135,7 +119,7 @@ def scroll(request: Any) -> Any:
     )
     records, next_offset = collection.read("scroll", scroll_request)
     return {
-        "points": [record_to_json(record) for record in records],
+        "points": records_to_json(records),
         "next_page_offset": None if next_offset is None or order_by is not None else _id_json(next_offset),
     }
 

@@ -1,9 +1,11 @@
-"""Qdrant's JSON points <-> Qdrant Edge `Point`s and records.
+"""Qdrant's JSON points -> Qdrant Edge `Point`s, validated whole before anything is applied.
 
 Upsert bodies come in two forms (`PointsList` `{"points": [...]}` and `PointsBatch`
-`{"batch": {"ids", "vectors", "payloads"}}`). The batch form of one unnamed dense vector is the hot path
-of bulk loads, so it builds `Point`s straight from the parsed lists with no per-point checks in Python:
-the engine validates sizes and ids and its message is passed on.
+`{"batch": {"ids", "vectors", "payloads"}}`). Every point's id, payload and vectors are checked against the
+collection's vector config (`vector_schema`) before a single point is written, as Qdrant does. The batch form
+of dense vectors is the hot path of bulk loads: its columns are checked with C-level passes and its `Point`s
+are built with one `map`, with no Python loop per point; only when the engine's constructor refuses a point
+(a bad id or a non-number) are the points built one by one to name the offending one.
 """
 
 from __future__ import annotations
@@ -13,21 +15,22 @@ from typing import Any
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded.errors import bad_json, bad_request
-from dagster_qdrant.embedded.filters import id_to_json, parse_point_id
+from dagster_qdrant.embedded.filters import parse_point_id
+from dagster_qdrant.embedded.vector_schema import VectorSpec, check_column, check_vector_struct
 
 
-def parse_upsert(body: Any) -> list[edge.Point]:
-    """The points of an upsert body, either form."""
+def parse_upsert(body: Any, specs: dict[str, VectorSpec]) -> list[edge.Point]:
+    """The points of an upsert body, either form, all checked against `specs` (see `vector_specs`)."""
     if not isinstance(body, dict):
         raise bad_json("upsert body must be an object with `points` or `batch`")
     if body.get("points") is not None:
-        return _points_list(body["points"])
+        return _points_list(body["points"], specs)
     if body.get("batch") is not None:
-        return _points_batch(body["batch"])
+        return _points_batch(body["batch"], specs)
     raise bad_json("upsert body must have `points` (a list of points) or `batch` ({ids, vectors, payloads})")
 
 
-def _points_list(points: Any) -> list[edge.Point]:
+def _points_list(points: Any, specs: dict[str, VectorSpec]) -> list[edge.Point]:
     if not isinstance(points, list):
         raise bad_json(f"`points` must be a list, got {type(points).__name__}")
     result = []
@@ -35,11 +38,14 @@ def _points_list(points: Any) -> list[edge.Point]:
         if not isinstance(point, dict) or "id" not in point:
             raise bad_json(f"each point must be an object with `id`, `vector` and optional `payload`, got {point!r}")
         vector = point.get("vector")
-        result.append(_point(point["id"], parse_vector(vector if vector is not None else {}), point.get("payload")))
+        vector = vector if vector is not None else {}
+        point_id = parse_point_id(point["id"])
+        check_vector_struct(vector, specs, point["id"])
+        result.append(_point(point_id, parse_vector(vector), point.get("payload"), point["id"]))
     return result
 
 
-def _points_batch(batch: Any) -> list[edge.Point]:
+def _points_batch(batch: Any, specs: dict[str, VectorSpec]) -> list[edge.Point]:
     if not isinstance(batch, dict) or not isinstance(batch.get("ids"), list):
         raise bad_json("`batch` must be an object with `ids` (list), `vectors` and optional `payloads`")
     ids = batch["ids"]
@@ -52,18 +58,28 @@ def _points_batch(batch: Any) -> list[edge.Point]:
     if isinstance(vectors, list):
         if len(vectors) != len(ids):
             raise bad_request(f"batch has {len(ids)} ids but {len(vectors)} vectors: give one vector per id")
+        check_column("", vectors, ids, specs)
         per_point = vectors
     elif isinstance(vectors, dict):
+        for name, column in vectors.items():
+            if column is not None:
+                if not isinstance(column, list) or len(column) != len(ids):
+                    raise bad_request(f"batch has {len(ids)} ids but vector `{name}` has {_length(column)} entries")
+                check_column(name, column, ids, specs)
         per_point = _transpose_named(vectors, len(ids))
     elif vectors is None:
         per_point = [{}] * len(ids)
     else:
         raise bad_json("batch `vectors` must be a list of vectors or an object of vector name -> list of vectors")
-    try:
-        return [edge.Point(point_id, vector, payload) for point_id, vector, payload in zip(ids, per_point, payloads)]
-    except (TypeError, ValueError, OverflowError):
-        pass  # find the offending point and say which it is
-    return [_point(point_id, parse_vector(vector), payload) for point_id, vector, payload in zip(ids, per_point, payloads)]
+    if set(map(type, ids)) <= {int, str} and set(map(type, payloads)) <= {dict, type(None)}:
+        try:
+            return list(map(edge.Point, ids, per_point, payloads))
+        except (TypeError, ValueError, OverflowError):
+            pass  # find the offending point and say which it is
+    return [
+        _point(parse_point_id(point_id), vector, payload, point_id)
+        for point_id, vector, payload in zip(ids, per_point, payloads)
+    ]
 
 
 def _length(value: Any) -> Any:
@@ -73,22 +89,26 @@ def _length(value: Any) -> Any:
 def _transpose_named(vectors: dict[str, Any], count: int) -> list[dict[str, Any]]:
     per_point: list[dict[str, Any]] = [{} for _ in range(count)]
     for name, column in vectors.items():
-        if not isinstance(column, list) or len(column) != count:
-            raise bad_request(f"batch has {count} ids but vector `{name}` has {_length(column)} entries")
+        if column is None:
+            continue
         for slot, vector in zip(per_point, column):
             if vector is not None:
                 slot[name] = _named_vector(name, vector)
     return per_point
 
 
-def _point(point_id: Any, vector: Any, payload: Any) -> edge.Point:
-    parsed_id = parse_point_id(point_id)
+def _point(point_id: Any, vector: Any, payload: Any, given_id: Any) -> edge.Point:
+    """One `Point`; `given_id` is the id as the request spelled it, for the error message."""
     if payload is not None and not isinstance(payload, dict):
-        raise bad_request(f"payload of point {point_id} must be an object, got {type(payload).__name__}")
+        raise bad_request(f"payload of point {given_id} must be an object, got {type(payload).__name__}")
     try:
-        return edge.Point(parsed_id, vector, payload)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise bad_request(f"point {point_id}: vector must be a list of numbers, a list of lists, or named vectors: {error}") from None
+        return edge.Point(point_id, vector, payload)
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(vector)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise bad_request(
+            f"point {given_id}: vectors must be lists of numbers, lists of such lists, or named vectors; got {shown}"
+        ) from None
 
 
 def parse_vector(vector: Any) -> Any:
@@ -122,46 +142,3 @@ def sparse_vector(value: dict[str, Any], where: str) -> edge.SparseVector:
         return edge.SparseVector(indices, values)
     except (TypeError, ValueError, OverflowError) as error:
         raise bad_request(f"{where}: indices must be unsigned integers and values numbers: {error}") from None
-
-
-def vector_to_json(vector: Any) -> Any:
-    """Edge's vector output (list, list of lists, or dict with `SparseVector`s) as Qdrant JSON."""
-    if isinstance(vector, dict):
-        return {name: _named_to_json(value) for name, value in vector.items()}
-    return vector
-
-
-def _named_to_json(value: Any) -> Any:
-    if isinstance(value, edge.SparseVector):
-        return {"indices": value.indices, "values": value.values}
-    return value
-
-
-def record_to_json(record: Any) -> dict[str, Any]:
-    """A `Record` as Qdrant's `Record` JSON."""
-    vector = record.vector
-    result: dict[str, Any] = {
-        "id": id_to_json(record.id),
-        "payload": record.payload,
-        "vector": vector_to_json(vector) if vector is not None else None,
-    }
-    order_value = record.order_value
-    if order_value is not None:
-        result["order_value"] = order_value
-    return result
-
-
-def scored_to_json(point: Any) -> dict[str, Any]:
-    """A `ScoredPoint` as Qdrant's `ScoredPoint` JSON."""
-    vector = point.vector
-    result: dict[str, Any] = {
-        "id": id_to_json(point.id),
-        "version": point.version,
-        "score": point.score,
-        "payload": point.payload,
-        "vector": vector_to_json(vector) if vector is not None else None,
-    }
-    order_value = point.order_value
-    if order_value is not None:
-        result["order_value"] = order_value
-    return result

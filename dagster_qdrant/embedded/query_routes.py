@@ -16,7 +16,8 @@ from dagster_qdrant.embedded.filters import (
     parse_with_payload,
     parse_with_vector,
 )
-from dagster_qdrant.embedded.points import scored_to_json, sparse_vector, vector_to_json
+from dagster_qdrant.embedded.points import sparse_vector
+from dagster_qdrant.embedded.responses import scored_to_json, vector_to_json
 
 DEFAULT_RRF_K = 2
 
@@ -172,7 +173,7 @@ def _run_query(collection: Any, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_json("query body must be a JSON object")
     points = collection.read("query", _QueryBuilder(collection).request(body))
-    return {"points": [scored_to_json(point) for point in points]}
+    return {"points": scored_to_json(points)}
 
 
 def query(request: Any) -> Any:

@@ -110,7 +110,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if isinstance(result, BareJson):
                 self._send(200, orjson.dumps(result.value), "application/json")
                 return
-            body = orjson.dumps({"result": result, "status": "ok", "time": time.perf_counter() - started})
+            envelope = {"result": result, "status": "ok", "time": time.perf_counter() - started}
+            body = orjson.dumps(envelope, option=orjson.OPT_SERIALIZE_NUMPY)  # float32 vectors (responses.py)
             self._send(200, body, "application/json")
         except ApiError as error:
             self._send_error(error.status, error.message, started)

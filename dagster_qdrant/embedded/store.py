@@ -59,6 +59,10 @@ class Collection:
                 self.shard.update(operation)
             except Exception as error:  # the engine raises plain Exception with Qdrant's message
                 raise from_engine(error) from None
+            except BaseException as error:  # a panic in the engine (pyo3 PanicException) must answer 500
+                if type(error).__name__ != "PanicException":
+                    raise
+                raise ApiError(500, f"Service internal error: {str(error).splitlines()[0]}") from None
             return next(self._operation_ids)
 
     def read(self, method: str, *arguments: Any) -> Any:
@@ -71,6 +75,10 @@ class Collection:
             if self.closed:
                 raise collection_not_found(self.name) from None
             raise from_engine(error) from None
+        except BaseException as error:  # a panic in the engine (pyo3 PanicException) must answer 500
+            if type(error).__name__ != "PanicException":
+                raise
+            raise ApiError(500, f"Service internal error: {str(error).splitlines()[0]}") from None
 
     def flush(self) -> None:
         """Persist segments so the WAL can be truncated; safe to call at any time."""
