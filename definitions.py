@@ -25,7 +25,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetIn,
-    BackfillPolicy,
     Config,
     DailyPartitionsDefinition,
     Definitions,
@@ -130,7 +129,6 @@ def document_embeddings(documents: pd.DataFrame, embedding_model: str, pyspark: 
 @asset(
     io_manager_key=QDRANT_IO_MANAGER,
     partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.multi_run(1),
     ins={
         "document_embeddings": AssetIn(
             metadata={"columns": ["id", "title", "topic", "published", "vector"]}

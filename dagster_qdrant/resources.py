@@ -167,9 +167,12 @@ class QdrantResource(ConfigurableResource):
         default=None,
         description="API key (use EnvVar('QDRANT_API_KEY')). Unset: the QDRANT_API_KEY environment "
         "variable, if any. Never logged nor put in metadata.",
+        repr=False,
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra HTTP headers sent with every request."
+        default_factory=dict,
+        description="Extra HTTP headers sent with every request (they may carry credentials: not shown in repr).",
+        repr=False,
     )
     timeout: float = Field(
         default=_default(ConnectionOptions, "timeout"), description="Seconds to wait for one response."

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STREAM_ENGINE_OPTIONS = frozenset({"checkpointlocation", "queryname"})
+STREAM_ENGINE_OPTIONS = frozenset({"checkpointlocation"})
 """Options of ``writeStream`` that Spark's streaming engine reads and also hands to the sink."""
 
 
@@ -55,7 +55,7 @@ class QdrantStreamCommitMessage(WriterCommitMessage):
 
 @dataclass(frozen=True)
 class MicroBatchSummary:
-    """Totals of one micro-batch, kept on the writer so a caller (or a test) can inspect them."""
+    """Totals of one micro-batch, for the commit and abort log lines."""
 
     batch_id: int
     points_written: int

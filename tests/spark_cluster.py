@@ -233,16 +233,6 @@ class SparkStandaloneCluster:
         for process in reversed(self.processes):
             stop_process_group(process)
 
-    def __enter__(self) -> SparkStandaloneCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def tail(path: Path, lines: int = 40) -> str:
     try:

@@ -78,6 +78,14 @@ def webserver(
     qdrant_url: str, qdrant_api_key: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     home = tmp_path_factory.mktemp("dagster-home")
+    # Runs start at once in their own process (no daemon to dequeue them).
+    (home / "dagster.yaml").write_text(
+        "run_coordinator:\n"
+        "  module: dagster._core.run_coordinator\n"
+        "  class: DefaultRunCoordinator\n"
+        "telemetry:\n"
+        "  enabled: false\n"
+    )
     port = _free_port()
     environment = {**os.environ, "DAGSTER_HOME": str(home), "QDRANT_URL": qdrant_url}
     if qdrant_api_key:
@@ -146,12 +154,13 @@ def _launch(url: str, location: str, repository: str, assets: list[list[str]], c
 
 def _wait_for_run(url: str, run_id: str) -> str:
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    status = None
     while time.monotonic() < deadline:
         status = _graphql(url, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             return status
         time.sleep(2)
-    raise AssertionError(f"run {run_id} did not finish in {RUN_TIMEOUT_SECONDS}s")
+    raise AssertionError(f"run {run_id} did not finish in {RUN_TIMEOUT_SECONDS}s (last status {status})")
 
 
 def _failures(url: str, run_id: str) -> list[Any]:

@@ -168,6 +168,16 @@ def _collections(http: Any) -> list[str]:
     return [c["name"] for c in http.request("GET", "/collections")["collections"]]
 
 
+def test_an_empty_dataframe_leaves_an_empty_collection_behind_the_alias(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
+) -> None:
+    http = io_manager.qdrant.http()
+    write(io_manager, collection_name, frame(spark, range(1, 6)))
+    metadata = write(io_manager, collection_name, frame(spark, range(0)))
+    assert metadata["dagster/row_count"] == 0 and http.count(collection_name) == 0
+    assert metadata["vector_size"] == 4, "the empty version keeps the previous vector configuration"
+
+
 def test_first_materialization_takes_over_a_plain_collection_with_the_name(
     spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str
 ) -> None:

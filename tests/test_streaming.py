@@ -179,9 +179,7 @@ def test_complete_output_mode_is_refused_with_a_fix(
     spark: Any, tmp_path: Path, qdrant_url: str, collection_name: str
 ) -> None:
     add_json_files(tmp_path / "in", 0, 1)
-    counts = (
-        spark.readStream.schema(SCHEMA).json(str(tmp_path / "in")).groupBy("text").count()
-    )
+    counts = spark.readStream.schema(SCHEMA).json(str(tmp_path / "in")).groupBy("text").count()
     with pytest.raises(Exception, match="outputMode\\('append'\\)"):
         query = (
             counts.writeStream.format("qdrant")
