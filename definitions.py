@@ -184,6 +184,9 @@ def similar_documents(
         ((float(numpy.dot(query_vector, row["vector"])), row["id"]) for row in rows), reverse=True
     )
     exact_ids = [point_id for _, point_id in scores[: config.limit]]
+    context.log.info(
+        f"Read {len(rows)} points back from Qdrant; nearest to {config.query!r}:\n{answer.to_string(index=False)}"
+    )
     context.add_output_metadata(
         {
             "query": config.query,
