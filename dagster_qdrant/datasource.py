@@ -37,6 +37,7 @@ from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
 from dagster_qdrant.partitions import (
     ScrollPartition,
     id_range_partitions,
+    read_ahead,
     scroll_partition,
     single_partition,
     slice_partitions,
@@ -239,7 +240,7 @@ class QdrantReader(DataSourceReader):
             self.query_filter,
             self.options.page_size,
         )
-        for page in pages:
+        for page in read_ahead(pages):
             yield builder.to_batch(page)
 
 

@@ -19,10 +19,12 @@ can answer, so they make a single partition.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pyspark.sql.datasource import InputPartition
 
@@ -32,6 +34,7 @@ BOUNDARY_PAGE_SIZE = 10_000
 """Ids per request while planning id ranges: ids only, so a page is a few hundred KB at most."""
 
 PointId = Any
+Item = TypeVar("Item")
 
 
 class ScrollClient(Protocol):
@@ -173,6 +176,50 @@ def scroll_partition(
             return
 
 
+def read_ahead(items: Iterator[Item], depth: int = 2) -> Iterator[Item]:
+    """``items``, fetched by a background thread up to ``depth`` ahead of the caller.
+
+    A scroll is sequential (each page names the next one), so the overlap to be had is the caller's work
+    on one page (building Arrow columns) with the server's and the network's work on the next ones. An
+    error of the fetching side is raised here, at the page where it happened; when the caller stops early
+    the thread stops at its next page.
+    """
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stopped.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+        except BaseException as error:  # handed to the consumer's thread
+            put(("error", error))
+        else:
+            put(("end", None))
+
+    threading.Thread(target=fetch, name="qdrant-read-ahead", daemon=True).start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stopped.set()
+
+
 __all__ = [
     "BOUNDARY_PAGE_SIZE",
     "SLICE_VERSION",
@@ -180,6 +227,7 @@ __all__ = [
     "id_order",
     "id_range_partitions",
     "partition_filter",
+    "read_ahead",
     "scroll_partition",
     "single_partition",
     "slice_partitions",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 
 import pytest
@@ -17,6 +18,7 @@ from dagster_qdrant.partitions import (
     id_order,
     id_range_partitions,
     partition_filter,
+    read_ahead,
     slice_partitions,
     supports_slice,
 )
@@ -129,3 +131,30 @@ def test_an_unknown_partitioning_mode_is_refused() -> None:
     source = QdrantDataSource({"endpoint": "http://localhost:1", "collection": "c", "partitioning": "hash"})
     with pytest.raises(ValueError, match="partitioning"):
         source.reader(None)  # type: ignore[arg-type]
+
+
+def test_read_ahead_yields_every_page_in_order_and_raises_where_the_scroll_failed() -> None:
+    def pages():
+        yield from ([index] for index in range(5))
+        raise ConnectionError("server went away after page 4")
+
+    seen = []
+    with pytest.raises(ConnectionError, match="after page 4"):
+        for page in read_ahead(pages()):
+            seen.append(page)
+    assert seen == [[0], [1], [2], [3], [4]]
+
+
+def test_read_ahead_stops_fetching_when_the_reader_stops_early() -> None:
+    fetched = []
+
+    def pages():
+        for index in range(1000):
+            fetched.append(index)
+            yield index
+
+    reader = read_ahead(pages(), depth=2)
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    reader.close()
+    time.sleep(0.5)
+    assert len(fetched) <= 3 + 2 + 1, "the fetching thread keeps at most depth pages ahead, then stops"
