@@ -1,9 +1,9 @@
 """The HTTP side of the embedded Qdrant: a threaded HTTP/1.1 keep-alive server on 127.0.0.1.
 
 Each connection has its own thread, which reads the request's body and writes the answer; the work in
-between (JSON parsing, the engine call) runs one request at a time, as it is bound by the GIL. Responses use Qdrant's envelope
-`{"result", "status": "ok", "time"}` and error shape `{"status": {"error"}, "time"}`; a missing or wrong
-API key gets a plain-text 401 as from Qdrant.
+between (JSON parsing, the engine call) runs one request at a time, as it is bound by the GIL. Responses
+use Qdrant's envelope `{"result", "status": "ok", "time"}` and error shape `{"status": {"error"}, "time"}`;
+a missing or wrong API key gets a plain-text 401 as from Qdrant.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class QdrantHttpServer(ThreadingHTTPServer):
         self.store = store
         self.api_key = api_key.encode() if api_key else None
         # Parsing and engine calls hold the GIL nearly all the time: threads doing them at once only hand
-        # the GIL back and forth (8 concurrent upsert streams ran ~35% slower than 1). So requests take
+        # the GIL back and forth (8 concurrent upsert streams ran ~40% slower than 1). So requests take
         # turns for that part; reading bodies and writing answers, which wait on sockets, still overlap.
         self.work_lock = threading.Lock()
         super().__init__((HOST, port), _RequestHandler)
