@@ -13,7 +13,10 @@ chooses how a parallel read is split.
 
 from __future__ import annotations
 
+import functools
 import json
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,7 +34,7 @@ from pyspark.sql.datasource import (
 from pyspark.sql.types import StructType
 
 from dagster_qdrant.arrow_points import PointBatchBuilder, check_readable
-from dagster_qdrant.errors import QdrantNotFoundError
+from dagster_qdrant.errors import QdrantConfigError, QdrantNotFoundError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
 from dagster_qdrant.partitions import (
@@ -279,9 +282,12 @@ def register_qdrant_data_source(spark: Any) -> None:
     spark.conf.set(PUSHDOWN_CONF, "true")
     source: type[QdrantDataSource] = QdrantDataSource
     try:
-        parallelism = int(spark.sparkContext.defaultParallelism)
+        context = spark.sparkContext
+        parallelism = int(context.defaultParallelism)
     except Exception:  # Spark Connect has no SparkContext: fall back to num_partitions or 1.
-        parallelism = None
+        context, parallelism = None, None
+    if context is not None and str(context.master).startswith("local"):
+        check_worker_python(context.pythonExec)
     if parallelism:
         source = type(
             "QdrantDataSource",
@@ -291,11 +297,36 @@ def register_qdrant_data_source(spark: Any) -> None:
     spark.dataSource.register(source)
 
 
+def check_worker_python(python: str) -> None:
+    """Refuse, with the fix, a local Spark whose Python workers cannot import this package.
+
+    Spark starts its Python workers with ``PYSPARK_PYTHON``, else whatever ``python3`` is on PATH, not with
+    the interpreter running the driver. Run from a virtual environment that is not activated, every task
+    would fail with a bare ``ModuleNotFoundError`` deep in a worker's traceback.
+    """
+    if python != sys.executable and not _imports_this_package(python):
+        raise QdrantConfigError(
+            f"Spark's Python workers run {python!r}, which cannot import dagster_qdrant. Set PYSPARK_PYTHON="
+            f"{sys.executable} before the SparkSession starts (or activate the virtual environment that has "
+            "dagster_qdrant installed)."
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _imports_this_package(python: str) -> bool:
+    """Asked once per interpreter and process: registration happens on every IO manager call."""
+    try:
+        return subprocess.run([python, "-c", "import dagster_qdrant"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 __all__ = [
     "QdrantArrowWriter",
     "QdrantCommitMessage",
     "QdrantDataSource",
     "QdrantReader",
+    "check_worker_python",
     "empty_collection",
     "infer_read_schema",
     "register_qdrant_data_source",

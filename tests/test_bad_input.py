@@ -9,13 +9,16 @@ Spark, fast); the Spark-only ones (types, schemas, reads) run through the data s
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from faultproxy import FaultProxy, create_collection, free_port, server_count
 
+from dagster_qdrant.datasource import check_worker_python
 from dagster_qdrant.errors import (
     QdrantConfigError,
     QdrantConnectionError,
@@ -266,3 +269,19 @@ def test_bad_rows_in_a_dataframe_are_refused_before_sending(
         assert word.lower() in text.lower(), f"{word!r} missing from: {text[-1500:]}"
     assert "QdrantDataError" in text or "Qdrant" in text
     assert recorder.count_matching(UPSERT_PATH) == 0
+
+
+def test_local_spark_workers_that_cannot_import_the_package_are_refused_with_the_fix(tmp_path: Path) -> None:
+    """A venv that is not activated: Spark's workers would run the system python3, without dagster_qdrant."""
+    without_package = tmp_path / "python3"
+    without_package.write_text("#!/bin/sh\necho \"No module named 'dagster_qdrant'\" >&2\nexit 1\n")
+    without_package.chmod(0o755)
+    for python in (str(without_package), str(tmp_path / "missing" / "python3")):
+        with pytest.raises(QdrantConfigError, match="cannot import dagster_qdrant") as error:
+            check_worker_python(python)
+        assert python in str(error.value) and f"PYSPARK_PYTHON={sys.executable}" in str(error.value)
+    with_package = tmp_path / "python-with-package"
+    with_package.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    with_package.chmod(0o755)
+    check_worker_python(str(with_package))
+    check_worker_python(sys.executable)
