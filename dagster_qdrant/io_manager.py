@@ -208,25 +208,9 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
     # ------------------------------------------------------------------ load_input
 
     def load_input(self, context: InputContext) -> Any:
-        upstream = context.upstream_output
-        upstream_metadata = (upstream.definition_metadata if upstream is not None else None) or {}
-        name = self.collection_name(context, upstream_metadata)
-        input_metadata = dict(context.definition_metadata or {})
-        columns = _plain(input_metadata.pop("columns", None))
-        read_options = self._read_options(input_metadata)
-        write_options = self._write_options(upstream_metadata)
-        if context.has_asset_partitions:
-            partition_filter = _partition_filter(self.partition_field, context.asset_partition_keys)
-            read_options["filter"] = _all_of(read_options.get("filter"), partition_filter)
-        if columns is not None:
-            read_options.update(_projection(columns, write_options))
-        spark = self._spark_session()
-        connection = self._connection()
-        frame = (
-            spark.read.format(QDRANT_FORMAT)
-            .options(**connection.spark_read_options(name, **read_options))
-            .load()
-        )
+        name, columns, write_options = self._input_source(context)
+        options = self._input_options(context, name, columns, write_options)
+        frame = self._spark_session().read.format(QDRANT_FORMAT).options(**options).load()
         frame = _restore_column_names(frame, write_options)
         if columns is not None:
             missing = [column for column in columns if column not in frame.columns]
@@ -240,6 +224,32 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         if self.partition_field in frame.columns:
             frame = frame.drop(self.partition_field)
         return frame
+
+    def input_read_options(self, context: InputContext) -> dict[str, str]:
+        """The data source options ``load_input`` reads with.
+
+        The asked partitions (a filter on the partition field) and columns (a payload and vector selection)
+        are part of them, so Qdrant sends only those points and fields.
+        """
+        return self._input_options(context, *self._input_source(context))
+
+    def _input_source(self, context: InputContext) -> tuple[str, Optional[list[str]], dict[str, Any]]:
+        """The collection an input reads, the columns it asks for, and the upstream asset's writer options."""
+        upstream = context.upstream_output
+        upstream_metadata = (upstream.definition_metadata if upstream is not None else None) or {}
+        columns = _plain((context.definition_metadata or {}).get("columns"))
+        return self.collection_name(context, upstream_metadata), columns, self._write_options(upstream_metadata)
+
+    def _input_options(
+        self, context: InputContext, name: str, columns: Optional[list[str]], write_options: dict[str, Any]
+    ) -> dict[str, str]:
+        read_options = self._read_options(context.definition_metadata or {})
+        if context.has_asset_partitions:
+            partition_filter = _partition_filter(self.partition_field, context.asset_partition_keys)
+            read_options["filter"] = _all_of(read_options.get("filter"), partition_filter)
+        if columns is not None:
+            read_options.update(_projection(columns, write_options))
+        return self._connection().spark_read_options(name, **read_options)
 
     # ------------------------------------------------------------------ helpers
 
@@ -373,7 +383,7 @@ def _single_partition_key(context: OutputContext) -> str:
 
 
 def _partition_filter(field: str, keys: Sequence[str]) -> dict[str, Any]:
-    keys = [str(key) for key in keys]
+    keys = sorted(str(key) for key in keys)  # Dagster may hand them in any order: the same request each time
     if len(keys) == 1:
         return {"must": [{"key": field, "match": {"value": keys[0]}}]}
     return {"must": [{"key": field, "match": {"any": keys}}]}

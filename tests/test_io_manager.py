@@ -23,6 +23,7 @@ from dagster import (
     build_output_context,
 )
 
+from dagster_qdrant.datasource import QdrantDataSource
 from dagster_qdrant.errors import QdrantError
 from dagster_qdrant.io_manager import QdrantPySparkIOManager
 from dagster_qdrant.resources import QdrantResource, QdrantWriteConfig
@@ -322,9 +323,46 @@ def test_partition_write_deletes_its_points_by_filter_and_indexes_the_partition_
     assert deletes == [{"filter": {"must": [{"key": "_partition", "match": {"value": "a"}}]}}]
 
 
+def _conditions(query_filter: dict[str, Any]) -> list[Any]:
+    """Every condition of a filter, nested ``must`` groups flattened."""
+    found = []
+    for condition in query_filter.get("must", []):
+        found.extend(_conditions(condition) if "must" in condition else [condition])
+    return found
+
+
 def _json(body: Any) -> Any:
     import json
 
     if body is None:
         return None
     return json.loads(body)
+
+
+@pytest.mark.vcr
+def test_load_input_asks_qdrant_only_for_the_asked_partitions_and_columns(
+    spark: Any, io_manager: QdrantPySparkIOManager, vcr: Any
+) -> None:
+    """The data source runs in-process here (in Spark it runs in the Python workers) so its requests are recorded."""
+    name = "cassette_letters"
+    for key, ids in {"a": range(1, 4), "b": range(4, 7), "c": range(7, 10)}.items():
+        write(io_manager, name, frame(spark, ids, key), partition_key=key, asset_partitions_def=LETTERS)
+    upstream = build_output_context(asset_key=name)
+    with build_input_context(
+        asset_key=name, upstream_output=upstream, asset_partitions_def=LETTERS,
+        asset_partition_key_range=PartitionKeyRange("a", "b"), definition_metadata={"columns": ["id", "topic"]},
+    ) as context:
+        options = io_manager.input_read_options(context)
+    source = QdrantDataSource(options)
+    reader = source.reader(source.schema())
+    rows = [row for part in reader.partitions() for batch in reader.read(part) for row in batch.to_pylist()]
+    assert sorted((row["id"], row["topic"]) for row in rows) == [
+        (1, "a"), (2, "a"), (3, "a"), (4, "b"), (5, "b"), (6, "b")
+    ]
+    scrolls = [_json(r.body) for r in vcr.requests if r.path == f"/collections/{name}/points/scroll"]
+    assert scrolls, "the reader scrolls the collection"
+    for body in scrolls:
+        assert {"key": "_partition", "match": {"any": ["a", "b"]}} in _conditions(body["filter"]), "only a and b"
+        assert body["with_payload"] in (["topic"], {"include": ["topic"]}), "only the asked payload column"
+        assert not body.get("with_vector"), "no vector column was asked for"
+    assert vcr.all_played or vcr.record_mode != "none"
