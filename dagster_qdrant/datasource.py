@@ -316,9 +316,10 @@ def check_worker_python(python: str) -> None:
 def _imports_this_package(python: str) -> bool:
     """Asked once per interpreter and process: registration happens on every IO manager call."""
     try:
-        return subprocess.run([python, "-c", "import dagster_qdrant"], capture_output=True, timeout=60).returncode == 0
+        probe = subprocess.run([python, "-c", "import dagster_qdrant"], capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return False
+    return probe.returncode == 0
 
 
 __all__ = [
