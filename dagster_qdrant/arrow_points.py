@@ -237,9 +237,13 @@ def _id_converter(data_type: DataType) -> Converter:
     )
 
 
+def _as_list(vector: Any) -> list[Any]:
+    return vector.tolist() if isinstance(vector, np.ndarray) else vector
+
+
 def _vector_converter(data_type: DataType) -> Converter:
     if isinstance(data_type, ArrayType) and isinstance(data_type.elementType, (FloatType, DoubleType)):
-        return _checked(data_type, lambda v: isinstance(v, list), lambda v: v)
+        return _checked(data_type, lambda v: isinstance(v, (list, np.ndarray)), _as_list)
     return _converter(data_type)
 
 
@@ -386,14 +390,16 @@ def _whole_array(column: _Column, values: list[Any]) -> pa.Array | None:
 
 
 def _dense_vectors(values: list[Any], arrow_type: pa.DataType, dtype: Any) -> pa.Array | None:
-    """Dense vectors as one flat numpy buffer plus offsets (Qdrant sends them as lists of numbers).
+    """Dense vectors as one flat numpy buffer plus offsets.
 
-    None when a value is not a flat list of numbers (a multivector or sparse vector in the column):
-    the checked path then reports it.
+    Values are float64 arrays (a scroll page decoded by ``scroll_decode``) or lists of numbers (Qdrant's
+    JSON as orjson decodes it). None when a value is neither (a multivector or sparse vector in the
+    column): the checked path then reports it.
     """
     kinds = set(map(type, values))
     has_null = _NONE_TYPE in kinds
-    if not kinds - {_NONE_TYPE} <= {list}:
+    kinds.discard(_NONE_TYPE)
+    if not kinds <= {list} and not kinds <= {np.ndarray}:
         return None
     present = [value for value in values if value is not None] if has_null else values
     lengths = np.fromiter(map(len, present), dtype=np.int64, count=len(present))
@@ -401,7 +407,10 @@ def _dense_vectors(values: list[Any], arrow_type: pa.DataType, dtype: Any) -> pa
     if total >= 2**31:
         return None  # beyond 32-bit list offsets
     try:
-        flat = np.fromiter(itertools.chain.from_iterable(present), dtype=dtype, count=total)
+        if kinds == {np.ndarray}:
+            flat = np.concatenate(present).astype(dtype, copy=False)
+        else:
+            flat = np.fromiter(itertools.chain.from_iterable(present), dtype=dtype, count=total)
     except (TypeError, ValueError):
         return None
     mask = None

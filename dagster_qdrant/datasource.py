@@ -236,7 +236,7 @@ class QdrantReader(DataSourceReader):
         assert isinstance(partition, ScrollPartition)
         builder = PointBatchBuilder(self.schema, self.vector_names, self.options.collection)
         pages = scroll_partition(
-            QdrantHttp(self.options),
+            _ArrayScroll(QdrantHttp(self.options)),
             self.options.collection,
             partition,
             self.scroll_request(),
@@ -245,6 +245,16 @@ class QdrantReader(DataSourceReader):
         )
         for page in read_ahead(pages):
             yield builder.to_batch(page)
+
+
+class _ArrayScroll:
+    """The scroll of a read task: dense vectors as numpy arrays, which the Arrow builder takes whole."""
+
+    def __init__(self, http: QdrantHttp) -> None:
+        self.http = http
+
+    def scroll(self, collection: str, body: dict) -> tuple[list[dict], Any]:
+        return self.http.scroll(collection, body, vectors_as_arrays=True)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ from dagster_qdrant.errors import (
     QdrantRequestError,
 )
 from dagster_qdrant.options import ConnectionOptions
+from dagster_qdrant.scroll_decode import decode_scroll_response
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,13 @@ def shared_session(options: ConnectionOptions) -> requests.Session:
             session.verify = options.verify
             _sessions[key] = session
     return session
+
+
+def _whole_body(response: requests.Response) -> bytes:
+    """The body in one read. ``response.content`` reads 10 KB at a time through urllib3, which took ~4x the
+    CPU on a 640 KB scroll page (~3 ms instead of ~0.8 ms here); the connection goes back to the pool at the
+    end of the body either way, and a connection dropped mid-body raises the same requests errors."""
+    return b"".join(response.iter_content(chunk_size=None))
 
 
 def _server_message(response: requests.Response) -> str:
@@ -157,8 +166,9 @@ class QdrantHttp:
         params: dict[str, Any] | None = None,
         collection: str | None = None,
         point_ids: list[Any] | None = None,
+        decode: Callable[[bytes], Any] = decode_json,
     ) -> dict[str, Any]:
-        """Send one request (with retries) and return the whole decoded response."""
+        """Send one request (with retries) and return the whole response, decoded by ``decode``."""
         data = body if body is None or isinstance(body, bytes) else encode_json(body)
         url = self.endpoint + path
         attempts = self.options.max_retries + 1
@@ -167,8 +177,15 @@ class QdrantHttp:
             try:
                 # verify per request: requests lets REQUESTS_CA_BUNDLE override a session-level value.
                 response = self._session.request(
-                    method, url, data=data, params=params, timeout=self.options.timeout, verify=self.options.verify
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    timeout=self.options.timeout,
+                    verify=self.options.verify,
+                    stream=True,
                 )
+                content = _whole_body(response) if response.status_code < 400 else response.content
             except requests.exceptions.SSLError as error:
                 raise QdrantConnectionError(
                     f"TLS verification failed for Qdrant at {self.endpoint} ({error}); pass verify='/path/to/ca.pem' "
@@ -182,7 +199,7 @@ class QdrantHttp:
                 continue
             status = response.status_code
             if status < 400:
-                return self._decode(response, method, path, collection)
+                return self._decode(content, response, method, path, collection, decode)
             if status in RETRY_STATUSES and not last_attempt:
                 self._pause(attempt, f"{method} {path}: HTTP {status}", _retry_after_seconds(response))
                 continue
@@ -198,13 +215,21 @@ class QdrantHttp:
         logger.warning("Qdrant request failed (%s); retry %d in %.2fs", reason, attempt + 1, delay)
         time.sleep(delay)
 
-    def _decode(self, response: requests.Response, method: str, path: str, collection: str | None) -> Any:
+    def _decode(
+        self,
+        content: bytes,
+        response: requests.Response,
+        method: str,
+        path: str,
+        collection: str | None,
+        decode: Callable[[bytes], Any],
+    ) -> Any:
         try:
-            return decode_json(response.content) if response.content else {}
+            return decode(content) if content else {}
         except orjson.JSONDecodeError:
             raise QdrantRequestError(
                 f"Qdrant at {self.endpoint} answered {method} {path} with a body that is not JSON: "
-                f"{response.text[:200]!r}; is the endpoint a Qdrant REST port (default 6333)?",
+                f"{content[:200].decode('utf-8', 'replace')!r}; is the endpoint a Qdrant REST port (default 6333)?",
                 status=response.status_code,
                 collection=collection,
             ) from None
@@ -344,9 +369,17 @@ class QdrantHttp:
             point_ids=point_ids,
         )
 
-    def scroll(self, collection: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
-        """One page: the points and the id to start the next page from (None after the last page)."""
-        result = self.request("POST", _collection_path(collection) + "/points/scroll", body, collection=collection)
+    def scroll(
+        self, collection: str, body: dict[str, Any], vectors_as_arrays: bool = False
+    ) -> tuple[list[dict[str, Any]], Any]:
+        """One page: the points and the id to start the next page from (None after the last page).
+
+        With ``vectors_as_arrays`` dense vectors come back as float64 numpy arrays, decoded without a Python
+        float per number (``scroll_decode``): the read hot path, which packs them into Arrow anyway.
+        """
+        decode = decode_scroll_response if vectors_as_arrays else decode_json
+        path = _collection_path(collection) + "/points/scroll"
+        result = self.send("POST", path, body, collection=collection, decode=decode).get("result")
         return list(result.get("points", [])), result.get("next_page_offset")
 
     def count(self, collection: str, filter: dict[str, Any] | None = None, exact: bool = True) -> int:

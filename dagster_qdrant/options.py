@@ -203,7 +203,7 @@ class ReadOptions(ConnectionOptions):
     with_payload: bool | str | tuple[str, ...] | Mapping[str, Any] = True
     with_vectors: bool | str | tuple[str, ...] = False
     limit: int | None = None
-    page_size: int = 128
+    page_size: int = 512
     max_pages: int | None = None
     filter: Mapping[str, Any] | None = None
     offset: int | str | None = None

@@ -43,7 +43,7 @@ def test_read_defaults_match_the_documented_ones() -> None:
         "with_payload": True,
         "with_vectors": False,
         "limit": None,
-        "page_size": 128,
+        "page_size": 512,
         "max_pages": None,
         "filter": None,
         "offset": None,

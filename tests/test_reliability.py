@@ -473,3 +473,28 @@ def _collections(url: str) -> list[str]:
     import requests
 
     return [entry["name"] for entry in requests.get(f"{url}/collections", timeout=10).json()["result"]["collections"]]
+
+
+# --- reads: a page cut off or refused is fetched again, nothing lost or repeated -------------------
+
+
+@pytest.mark.parametrize("fault", ("truncate", "reset", "drop_after", "503"))
+def test_read_survives_a_faulty_scroll_page_and_returns_every_point_once(
+    fault: str, qdrant_url: str, collection_name: str
+) -> None:
+    from dagster_qdrant.datasource import QdrantDataSource
+
+    rows = make_rows(300)
+    write_points(rows, write_config(qdrant_url, collection_name))
+    with FaultProxy(qdrant_url, methods=("POST",), path_pattern=r"/points/scroll$", script=[None, fault, fault]) as proxy:
+        source = QdrantDataSource(
+            {"endpoint": proxy.url, "collection": collection_name, "with_vectors": "true", "page_size": "64",
+             "num_partitions": "1", "max_retries": "4", "backoff_factor": "0.01", "timeout": "5"}
+        )
+        reader = source.reader(source.schema())
+        batches = [batch for partition in reader.partitions() for batch in reader.read(partition)]
+    assert proxy.faults_injected() == {fault: 2}
+    read = {row["row"]: row for batch in batches for row in batch.to_pylist()}
+    assert sum(batch.num_rows for batch in batches) == len(rows) == len(read), "each point exactly once"
+    for row in rows:
+        assert np.array_equal(np.float32(read[row["row"]]["vector"]), np.float32(row["vector"]))
