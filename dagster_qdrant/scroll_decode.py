@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 import simdjson
 
+
 def decode_scroll_response(content: bytes) -> Any:
     """The scroll response ``{"result": {"points", "next_page_offset"}, ...}``, dense vectors as arrays."""
     try:
