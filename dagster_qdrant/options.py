@@ -276,7 +276,7 @@ class WriteOptions(ConnectionOptions):
     """How to turn rows into points and send them: columns, batching, collection creation."""
 
     collection: str
-    batch_size: int = 128
+    batch_size: int = 256
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     wait: bool = True
     id_field: str | None = "id"

@@ -57,7 +57,7 @@ def test_read_defaults_match_the_documented_ones() -> None:
 
 def test_write_defaults_match_the_documented_ones() -> None:
     options = WriteOptions(endpoint=URL, collection="docs")
-    assert (options.batch_size, options.max_batch_bytes, options.wait) == (128, DEFAULT_MAX_BATCH_BYTES, True)
+    assert (options.batch_size, options.max_batch_bytes, options.wait) == (256, DEFAULT_MAX_BATCH_BYTES, True)
     assert (options.id_field, options.vector_field, options.vector_fields) == ("id", "vector", {})
     assert (options.sparse_vector_fields, options.payload_fields, options.create_collection) == ({}, None, False)
     assert (options.distance, options.payload_format, options.write_method) == ("Cosine", "auto", "auto")
