@@ -480,7 +480,7 @@ def _collections(url: str) -> list[str]:
 
 @pytest.mark.parametrize("fault", ("truncate", "reset", "drop_after", "503"))
 def test_read_survives_a_faulty_scroll_page_and_returns_every_point_once(
-    fault: str, qdrant_url: str, collection_name: str
+    fault: str, qdrant_url: str, collection_name: str, reliability_summary: list[dict[str, Any]]
 ) -> None:
     from dagster_qdrant.datasource import QdrantDataSource
 
@@ -495,6 +495,10 @@ def test_read_survives_a_faulty_scroll_page_and_returns_every_point_once(
         batches = [batch for partition in reader.partitions() for batch in reader.read(partition)]
     assert proxy.faults_injected() == {fault: 2}
     read = {row["row"]: row for batch in batches for row in batch.to_pylist()}
-    assert sum(batch.num_rows for batch in batches) == len(rows) == len(read), "each point exactly once"
+    returned = sum(batch.num_rows for batch in batches)
+    outcome = {"points_read": returned, "points_lost": len(rows) - len(read), "duplicates": returned - len(read)}
+    record(reliability_summary, f"data source read, fault {fault}", proxy, len(rows), outcome,
+           rate="2 of the first 3 scroll pages")
+    assert returned == len(rows) == len(read), "each point exactly once"
     for row in rows:
         assert np.array_equal(np.float32(read[row["row"]]["vector"]), np.float32(row["vector"]))
