@@ -187,6 +187,8 @@ class QdrantHttp:
                     verify=self.options.verify,
                     stream=True,
                 )
+                # the body is read here, inside the retries: a connection dropped mid-body is retried, and
+                # the connection goes back to the pool (an error's body stays on the response for its message)
                 content = _whole_body(response) if response.status_code < 400 else response.content
             except requests.exceptions.SSLError as error:
                 raise QdrantConnectionError(
