@@ -156,9 +156,10 @@ class QdrantHttp:
         params: dict[str, Any] | None = None,
         collection: str | None = None,
         point_ids: list[Any] | None = None,
+        decode: Callable[[bytes], Any] = decode_json,
     ) -> Any:
         """Send one request (with retries) and return its ``result``."""
-        return self.send(method, path, body, params, collection, point_ids).get("result")
+        return self.send(method, path, body, params, collection, point_ids, decode).get("result")
 
     def send(
         self,
@@ -383,7 +384,7 @@ class QdrantHttp:
         """
         decode = decode_scroll_response if vectors_as_arrays else decode_json
         path = _collection_path(collection) + "/points/scroll"
-        result = self.send("POST", path, body, collection=collection, decode=decode).get("result")
+        result = self.request("POST", path, body, collection=collection, decode=decode)
         return list(result.get("points", [])), result.get("next_page_offset")
 
     def count(self, collection: str, filter: dict[str, Any] | None = None, exact: bool = True) -> int:
