@@ -56,11 +56,12 @@ def test_body_that_is_not_json_is_400(collection: str) -> None:
     _error(response, 400, "Json deserialize error")
 
 
-def _raw_request(url: str, head: bytes, pieces: list[bytes], pause: float = 0.05) -> socket.socket:
-    """A connection to the server that sends ``head`` then ``pieces`` with a pause between them."""
-    parts = urlsplit(url)
+def _raw_upsert(collection: str, body: bytes, first: int, pieces: list[bytes], pause: float = 0.05) -> socket.socket:
+    """A connection that sends an upsert's head and ``body[:first]``, then ``pieces`` with a pause between."""
+    parts = urlsplit(collection)
+    head = f"PUT {parts.path}/points?wait=true HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
     connection = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    connection.sendall(head)
+    connection.sendall(head.encode() + body[:first])
     for piece in pieces:
         time.sleep(pause)
         connection.sendall(piece)
@@ -70,9 +71,7 @@ def _raw_request(url: str, head: bytes, pieces: list[bytes], pause: float = 0.05
 def test_a_body_that_arrives_in_pieces_is_read_whole(collection: str) -> None:
     ids = list(range(10, 410))
     body = orjson.dumps({"batch": {"ids": ids, "vectors": [[i, 1, 2, 3] for i in ids]}})
-    path = urlsplit(collection).path
-    head = f"PUT {path}/points?wait=true HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-    connection = _raw_request(collection, head + body[:100], [body[100:5000], body[5000:]])
+    connection = _raw_upsert(collection, body, 100, [body[100:5000], body[5000:]])
     with connection, connection.makefile("rb") as answer:
         assert answer.readline().startswith(b"HTTP/1.1 200")
     assert requests.post(f"{collection}/points/count", json={}).json()["result"]["count"] == 1 + len(ids)
@@ -80,9 +79,7 @@ def test_a_body_that_arrives_in_pieces_is_read_whole(collection: str) -> None:
 
 def test_a_client_that_hangs_up_mid_body_changes_nothing_and_the_server_keeps_serving(collection: str) -> None:
     body = orjson.dumps({"points": [{"id": 7, "vector": [1, 2, 3, 4]}]})
-    path = urlsplit(collection).path
-    head = f"PUT {path}/points?wait=true HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-    _raw_request(collection, head + body[:20], []).close()
+    _raw_upsert(collection, body, 20, []).close()
     time.sleep(0.2)
     assert requests.post(f"{collection}/points/count", json={}).json()["result"]["count"] == 1
 
