@@ -5,7 +5,7 @@ Write: columnar ``{"batch": {...}}`` bodies are encoded with orjson before the c
 large pages, the id space split between a few concurrent streams, every response decoded as cheaply as a
 client that uses the data can: simdjson's parse, then each point's id, payload and vector, the vector copied
 out as one float buffer (orjson, which makes a Python float of every number, costs about twice as much).
-The best of a few settings, tried on a sample first, is the ceiling.
+The best of a few settings, tried on a sample first (``tune_write``, ``tune_read``), is the ceiling.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -144,8 +145,10 @@ def scroll_all(target: Target, collection: str, points: int, page: int, streams:
     return sum(counts)
 
 
-def measure_write(target: Target, dataset: Dataset, table: pa.Table, collection: str, tune_points: int) -> Result:
-    """Tune (batch, senders) on the first ``tune_points`` rows, then write every row with the best pair."""
+def tune_write(
+    target: Target, dataset: Dataset, table: pa.Table, collection: str, tune_points: int
+) -> dict[str, Any]:
+    """The fastest (batch, senders) pair on the first ``tune_points`` rows, and every trial."""
     trials = []
     sample = table.slice(0, min(tune_points, dataset.points))
     for batch_points, senders in WRITE_SETTINGS:
@@ -156,22 +159,27 @@ def measure_write(target: Target, dataset: Dataset, table: pa.Table, collection:
         seconds = time.perf_counter() - started
         trials.append({"batch": batch_points, "senders": senders, "points_per_second": sample.num_rows / seconds})
     best = max(trials, key=lambda trial: trial["points_per_second"])
+    return {"batch": best["batch"], "senders": best["senders"], "trials": trials, "tune_points": sample.num_rows}
+
+
+def measure_write(
+    target: Target, dataset: Dataset, table: pa.Table, collection: str, tuned: dict[str, Any]
+) -> Result:
+    """Write every row into a fresh ``collection`` with the tuned (batch, senders) pair."""
     started = time.perf_counter()
-    bodies = encode_bodies(table, best["batch"])
+    bodies = encode_bodies(table, tuned["batch"])
     encode_seconds = time.perf_counter() - started
     target.create_collection(collection, dataset.dim)
-    settings = {"batch": best["batch"], "senders": best["senders"], "pre_encoded": True}
+    settings = {"batch": tuned["batch"], "senders": tuned["senders"], "pre_encoded": True}
     result = timed(
         "http ceiling",
         WRITE,
-        lambda: send_bodies(target, collection, bodies, best["senders"]) or dataset.points,
+        lambda: send_bodies(target, collection, bodies, tuned["senders"]) or dataset.points,
         server_pid=target.pid,
         settings=settings,
     )
     result.verified = target.count(collection) == dataset.points
     result.details = {
-        "tuning": trials,
-        "tune_points": sample.num_rows,
         "encode_seconds": round(encode_seconds, 3),
         "encode_points_per_second": round(dataset.points / encode_seconds, 1),
         "body_mb": round(sum(len(body) for body in bodies) / 1e6, 1),
@@ -179,8 +187,8 @@ def measure_write(target: Target, dataset: Dataset, table: pa.Table, collection:
     return result
 
 
-def measure_read(target: Target, dataset: Dataset, collection: str, tune_points: int) -> Result:
-    """Tune (page, streams) on the first ``tune_points`` ids, then scroll the whole collection."""
+def tune_read(target: Target, dataset: Dataset, collection: str, tune_points: int) -> dict[str, Any]:
+    """The fastest (page, streams) pair on the first ``tune_points`` ids, and every trial."""
     trials = []
     sample = min(tune_points, dataset.points)
     for page, streams in READ_SETTINGS:
@@ -189,15 +197,19 @@ def measure_read(target: Target, dataset: Dataset, collection: str, tune_points:
         seconds = time.perf_counter() - started
         trials.append({"page": page, "streams": streams, "points_per_second": seen / seconds})
     best = max(trials, key=lambda trial: trial["points_per_second"])
+    return {"page": best["page"], "streams": best["streams"], "trials": trials, "tune_points": sample}
+
+
+def measure_read(target: Target, dataset: Dataset, collection: str, tuned: dict[str, Any]) -> Result:
+    """Scroll the whole collection with the tuned (page, streams) pair."""
     result = timed(
         "http ceiling",
         READ,
-        lambda: scroll_all(target, collection, dataset.points, best["page"], best["streams"]),
+        lambda: scroll_all(target, collection, dataset.points, tuned["page"], tuned["streams"]),
         server_pid=target.pid,
-        settings={"page": best["page"], "streams": best["streams"]},
+        settings={"page": tuned["page"], "streams": tuned["streams"]},
     )
     result.verified = result.points == dataset.points
-    result.details = {"tuning": trials, "tune_points": sample}
     return result
 
 

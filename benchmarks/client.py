@@ -2,15 +2,16 @@
 
 Defaults: ``upload_points`` fed a generator of ``PointStruct`` (batch_size=64, parallel=1, wait=False) and
 ``scroll`` with its default page of 10. Best: ``upload_collection`` with the numpy matrix and the
-(batch_size, parallel) pair that was fastest on a sample, and ``scroll`` with the fastest page size. Uploads
-return before the server has applied them (wait=False), so every write is timed until the server counts every
-point.
+(batch_size, parallel) pair that was fastest on a sample, and ``scroll`` with the fastest page size (both tried
+once, before the measured rounds: ``tune_write_best``, ``tune_read_best``). Uploads return before the server
+has applied them (wait=False), so every write is timed until the server counts every point.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -66,8 +67,10 @@ def measure_write_defaults(target: Target, dataset: Dataset, table: pa.Table, co
     return result
 
 
-def measure_write_best(target: Target, dataset: Dataset, table: pa.Table, collection: str, tune_points: int) -> Result:
-    """Try each (batch_size, parallel) on a sample; the fastest writes every row."""
+def tune_write_best(
+    target: Target, dataset: Dataset, table: pa.Table, collection: str, tune_points: int
+) -> dict[str, Any]:
+    """The fastest (batch_size, parallel) pair on a sample, and every trial."""
     sample = table.slice(0, min(tune_points, dataset.points))
     trials = []
     for batch, parallel in WRITE_SETTINGS:
@@ -78,17 +81,24 @@ def measure_write_best(target: Target, dataset: Dataset, table: pa.Table, collec
             {"batch_size": batch, "parallel": parallel, "points_per_second": sample.num_rows / (time.perf_counter() - started)}
         )
     best = max(trials, key=lambda trial: trial["points_per_second"])
+    return {"batch_size": best["batch_size"], "parallel": best["parallel"], "trials": trials,
+            "tune_points": sample.num_rows}
+
+
+def measure_write_best(
+    target: Target, dataset: Dataset, table: pa.Table, collection: str, tuned: dict[str, Any]
+) -> Result:
+    """``upload_collection`` of every row with the tuned (batch_size, parallel) pair."""
     target.create_collection(collection, dataset.dim)
-    settings = {"method": "upload_collection", "batch_size": best["batch_size"], "parallel": best["parallel"]}
+    settings = {"method": "upload_collection", "batch_size": tuned["batch_size"], "parallel": tuned["parallel"]}
     result = timed(
         "qdrant-client best",
         WRITE,
-        lambda: _upload_collection(target, collection, table, best["batch_size"], best["parallel"]),
+        lambda: _upload_collection(target, collection, table, tuned["batch_size"], tuned["parallel"]),
         server_pid=target.pid,
         settings=settings,
     )
     result.verified = target.count(collection) == dataset.points
-    result.details = {"tuning": trials, "tune_points": sample.num_rows}
     return result
 
 
@@ -117,20 +127,24 @@ def measure_read_defaults(target: Target, dataset: Dataset, collection: str, cap
     return result
 
 
-def measure_read_best(target: Target, dataset: Dataset, collection: str, tune_points: int) -> Result:
+def tune_read_best(target: Target, dataset: Dataset, collection: str, tune_points: int) -> dict[str, Any]:
+    """The fastest scroll page size on the first ``tune_points`` points, and every trial."""
     trials = []
     for page in READ_PAGES:
         started = time.perf_counter()
         seen = _scroll(target, collection, page, min(tune_points, dataset.points))
         trials.append({"limit": page, "points_per_second": seen / (time.perf_counter() - started)})
     best = max(trials, key=lambda trial: trial["points_per_second"])
+    return {"limit": best["limit"], "trials": trials}
+
+
+def measure_read_best(target: Target, dataset: Dataset, collection: str, tuned: dict[str, Any]) -> Result:
     result = timed(
         "qdrant-client best",
         READ,
-        lambda: _scroll(target, collection, best["limit"]),
+        lambda: _scroll(target, collection, tuned["limit"]),
         server_pid=target.pid,
-        settings={"method": "scroll", "limit": best["limit"]},
+        settings={"method": "scroll", "limit": tuned["limit"]},
     )
     result.verified = result.points == dataset.points
-    result.details = {"tuning": trials}
     return result

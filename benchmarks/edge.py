@@ -6,6 +6,7 @@ objects is Python work that an HTTP server on Edge also does, so it is timed too
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -72,4 +73,5 @@ def measure(dataset: Dataset, table: pa.Table, work_dir: Path) -> list[Result]:
     read = timed("edge in-process", READ, scroll, server_pid=None, settings={"page": PAGE_POINTS})
     read.verified = read.points == dataset.points
     shard.close()
+    shutil.rmtree(directory, ignore_errors=True)
     return [write, read]

@@ -1,4 +1,5 @@
-"""The results table: each figure, the ratios ours / ceiling and ours / qdrant-client, as text, JSON and Markdown."""
+"""The results table: each figure (with every round's, when there were rounds), the ratios ours / ceiling and ours /
+qdrant-client, as text, JSON and Markdown."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ CEILING = "http ceiling"
 CLIENT_DEFAULTS = "qdrant-client defaults"
 CLIENT_BEST = "qdrant-client best"
 GOALS = {"vs ceiling": 0.7, "vs client defaults": 3.0}
-COLUMNS = ("case", "op", "points", "seconds", "points/s", "peak memory (MB)", "server (MB)",
+COLUMNS = ("case", "op", "points", "seconds", "points/s", "points/s by round", "peak memory (MB)", "server (MB)",
            "CPU µs/point client+server", "vs ceiling", "vs client defaults", "vs client best", "ok")
 
 
@@ -99,6 +100,7 @@ def _row(results: list[Result], result: Result) -> list[str]:
         f"{result.points:,}",
         f"{result.seconds:.2f}",
         f"{result.points_per_second:,.0f}",
+        " / ".join(f"{rate:,.0f}" for rate in result.details.get("rounds_points_per_second", [])),
         _memory_text(result),
         f"{server:.0f}" if server else "",
         "{:.0f}+{:.0f}".format(*cpu) if (cpu := cpu_per_point(result)) else "",

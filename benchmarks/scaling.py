@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
                     target.delete_collection(collection)
                     if arguments.with_ceiling:
                         table = dataset.table()
-                        for result in (ceiling.measure_write(target, dataset, table, collection, 20_000),
-                                       ceiling.measure_read(target, dataset, collection, 20_000)):
+                        tuned_write = ceiling.tune_write(target, dataset, table, collection, 20_000)
+                        write = ceiling.measure_write(target, dataset, table, collection, tuned_write)
+                        tuned_read = ceiling.tune_read(target, dataset, collection, 20_000)
+                        for result in (write, ceiling.measure_read(target, dataset, collection, tuned_read)):
                             results.append(result)
                             print(f"  ceiling {result.operation:5s} {result.seconds:8.2f} s = "
                                   f"{result.points_per_second:>10,.0f} points/s", flush=True)
