@@ -144,7 +144,7 @@ def run_round(
 def median_results(rounds: list[list[Result]]) -> list[Result]:
     """For each case, the round with the median points/s (the lower middle one for an even count).
 
-    One run of a case on a shared 2-CPU machine varies by up to ±25%; interleaved rounds expose every case to
+    One run of a case on a shared 2-CPU machine moves by up to ±30%; interleaved rounds expose every case to
     the same spells of load, and the median keeps one slow or fast spell from deciding a ratio. Each chosen
     result lists every round's points/s in ``details["rounds_points_per_second"]``.
     """
