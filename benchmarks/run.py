@@ -118,9 +118,13 @@ def run_round(
             ceiling.measure_write(target, dataset, table, READ_COLLECTION, tuned["ceiling_write"])))
         results.append(_announce(ceiling.measure_read(target, dataset, READ_COLLECTION, tuned["ceiling_read"])))
     if "spark" in parts:
-        spark.warm_up(session, target, dataset)  # Spark stops Python workers idle for a minute: restart them untimed
-        results.append(_announce(spark.measure_write(
-            session, target, dataset, "bench_spark", key_values(arguments.spark_write_option))))
+        # Spark stops Python workers idle for a minute: each round starts them untimed (round 1: the session's
+        # first use of the data source, whose cost the notes report)
+        warm_up = spark.warm_up(session, target, dataset)
+        write = _announce(spark.measure_write(
+            session, target, dataset, "bench_spark", key_values(arguments.spark_write_option)))
+        write.details["warm_up"] = warm_up
+        results.append(write)
         target.delete_collection("bench_spark")
         results.append(_announce(spark.measure_read(
             session, target, dataset, READ_COLLECTION, key_values(arguments.spark_read_option))))
@@ -172,11 +176,6 @@ def run_parts(
     session = spark.start_spark(arguments.cores) if "spark" in parts else None
     rounds: list[list[Result]] = []
     try:
-        if session is not None:
-            first_use = spark.warm_up(session, target, dataset)
-            notes.append(f"Spark's first data source write and read in a session (a few rows, untimed above) took "
-                         f"{first_use['first_write_seconds']:.1f} s and {first_use['first_read_seconds']:.1f} s: "
-                         "Python worker start-up and planning, independent of N.")
         for number in range(1, arguments.rounds + 1):
             print(f"Round {number} of {arguments.rounds}", flush=True)
             rounds.append(run_round(parts, arguments, target, dataset, table, tuned, session, work_dir))
@@ -188,6 +187,10 @@ def run_parts(
             notes.append(f"HTTP ceiling write sends bodies encoded before the clock starts; encoding them alone ran "
                          f"at {result.details['encode_points_per_second']:,.0f} points/s.")
         if result.case == "spark data source" and result.operation == WRITE:
+            first_use = result.details["warm_up"]
+            notes.append(f"Spark's first data source write and read in a session (a few rows, untimed above) took "
+                         f"{first_use['first_write_seconds']:.1f} s and {first_use['first_read_seconds']:.1f} s: "
+                         "Python worker start-up and planning, independent of N.")
             notes.append(f"Spark write includes reading its Parquet input: the same plan into the noop sink takes "
                          f"{result.details['parquet_source_seconds']:.2f} s; "
                          f"{result.details['input_partitions']} input partitions.")
