@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                         tuned_write = ceiling.tune_write(target, dataset, table, collection, 20_000)
                         write = ceiling.measure_write(target, dataset, table, collection, tuned_write)
                         tuned_read = ceiling.tune_read(target, dataset, collection, 20_000)
-                        for result in (write, ceiling.measure_read(target, dataset, collection, tuned_read)):
+                        read = ceiling.measure_read(target, dataset, collection, tuned_read)
+                        write.details["tuning"], read.details["tuning"] = tuned_write, tuned_read
+                        for result in (write, read):
                             results.append(result)
                             print(f"  ceiling {result.operation:5s} {result.seconds:8.2f} s = "
                                   f"{result.points_per_second:>10,.0f} points/s", flush=True)
