@@ -28,7 +28,7 @@ import pyarrow as pa
 from benchmarks import ceiling, client, edge, points, spark
 from benchmarks.data import Dataset, generate_dataset
 from benchmarks.measure import WRITE, Result
-from benchmarks.report import environment, text_table, write_outputs
+from benchmarks.report import ceiling_over_defaults, environment, text_table, write_outputs
 from benchmarks.server import Target, qdrant_target
 
 PARTS = ("ceiling", "spark", "points", "client", "edge")
@@ -212,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     results = median_results(rounds)
     notes.insert(0, f"Each figure is the median of {arguments.rounds} interleaved round(s) (every case once per "
                     "round, same order); every round's points/s is in run.json.")
+    bound = ceiling_over_defaults(results)
+    if bound:
+        notes.append("The HTTP ceiling itself ran at " + " and ".join(
+            f"{ratio:.2f}x ({operation}s)" for operation, ratio in bound.items())
+            + " qdrant-client's defaults: about the most any client of this server can show against them here.")
     notes.append(f"Load average before the run {load_before}, after {environment()['load_average']} "
                  "(figures are only comparable on a quiet machine).")
     print()

@@ -42,3 +42,4 @@ def test_benchmark_command_measures_every_part_and_writes_json_and_markdown(tmp_
     table = (out / "run.md").read_text()
     assert "| spark data source | read | 1,500 |" in table
     assert "vs client defaults" in table
+    assert any(note.startswith("The HTTP ceiling itself ran at") for note in report["notes"]), report["notes"]
