@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import Result
+from benchmarks.measure import READ, WRITE, Result
 
 OURS = ("spark data source", "write_qdrant_points")
 CEILING = "http ceiling"
@@ -66,7 +66,7 @@ def ceiling_over_defaults(results: list[Result]) -> dict[str, float]:
     within the server's reach on this machine at all.
     """
     found = {}
-    for operation in ("write", "read"):
+    for operation in (WRITE, READ):
         ceiling, defaults = _rate(results, CEILING, operation), _rate(results, CLIENT_DEFAULTS, operation)
         if ceiling and defaults:
             found[operation] = round(ceiling / defaults, 2)
