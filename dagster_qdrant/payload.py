@@ -68,7 +68,7 @@ def arrow_payloads(
     for row in rows:
         for column in map_columns:
             row[column] = _maps_to_dicts(row[column], batch.schema.field(column).type)
-    return encode_payloads(rows, labels, options)
+    return encode_payloads(rows, labels, options, non_finite_checked=True)
 
 
 # ----- NaN and infinities, by column ------------------------------------------------------------------
@@ -246,16 +246,22 @@ def _decimal_json(value: decimal.Decimal, options: WriteOptions) -> Any:
     )
 
 
-def encode_payloads(rows: list[dict[str, Any]], labels: Sequence[Any], options: WriteOptions) -> list[bytes]:
-    """Each payload dict as JSON bytes; a value JSON cannot carry is named with its field and points."""
+def encode_payloads(
+    rows: list[dict[str, Any]], labels: Sequence[Any], options: WriteOptions, *, non_finite_checked: bool = False
+) -> list[bytes]:
+    """Each payload dict as JSON bytes; a value JSON cannot carry is named with its field and points.
+
+    ``non_finite_checked``: the rows come from Arrow columns already checked for NaN and infinities.
+    """
     default = _json_default(options)
+    check_non_finite = options.non_finite == "error" and not non_finite_checked
     encoded = []
     for label, row in zip(labels, rows):
         try:
             data = orjson.dumps(row, default=default, option=_JSON_OPTIONS)
         except (TypeError, orjson.JSONEncodeError):
             raise _payload_error(rows, labels, default) from None
-        if options.non_finite == "error" and b"null" in data and _non_finite_path(row) is not None:
+        if check_non_finite and b"null" in data and _non_finite_path(row) is not None:
             raise _non_finite_error(rows, labels)
         encoded.append(data)
     return encoded
