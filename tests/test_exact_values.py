@@ -320,7 +320,7 @@ def test_spark_decimals_round_trip_exactly_or_as_text(
 
 
 def _doubles(count: int, seed: int) -> list[float]:
-    """Random bit patterns, subnormals, huge and tiny exponents, 17-significant-digit values."""
+    """Random bit patterns, subnormals, huge and tiny exponents, 17-significant-digit values, whole numbers."""
     rng = random.Random(seed)
 
     def bits() -> float:
@@ -332,6 +332,7 @@ def _doubles(count: int, seed: int) -> list[float]:
         lambda: float(f"{rng.randrange(10**16, 10**17)}e{rng.randrange(-340, 292)}"),  # 17 digits
         lambda: rng.uniform(-1e9, 1e9),
         lambda: float(rng.randrange(-(2**63), 2**63)),
+        lambda: float(rng.randrange(10**15, 2**53)),  # whole numbers Qdrant writes with all 16 digits and ".0"
     ]
     values: list[float] = []
     while len(values) < count:
