@@ -33,7 +33,6 @@ from dagster_qdrant.options import WriteOptions
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
 _MAX_NAMED = 10
-_EXACT_SIGNIFICAND = 2**53
 _EXACT_POWER = 22
 _NON_FINITE_FIX = (
     "JSON has no NaN or infinity (it would be stored as null): replace or drop those values, or write "
@@ -195,7 +194,7 @@ def serde_json_parts(value: float) -> tuple[int, int]:
     ryu writes the shortest digits ``m`` with exponent ``k``; a whole number of at most 16 digits is
     written in full with ``.0`` (``1234.0``), which serde_json reads as ``m * 10**(k+1)`` and ``e = -1``.
     """
-    sign, digits, exponent = decimal.Decimal(repr(abs(value))).normalize().as_tuple()
+    _, digits, exponent = decimal.Decimal(repr(abs(value))).normalize().as_tuple()
     significand = int("".join(map(str, digits)))
     if 0 <= exponent and len(digits) + exponent <= 16:
         return significand * 10 ** (exponent + 1), -1
