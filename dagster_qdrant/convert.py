@@ -2,11 +2,12 @@
 
 Everything a row can get wrong is checked here, before any byte is sent: ids (unsigned 64-bit integers
 or UUIDs; integers above Spark's long come as ``decimal(20,0)`` or as their digits, the way the reader
-returns them), vectors (null, empty, ragged, NaN/inf) and payload values (types JSON cannot carry, NaN, inexact decimals). Vectors
-become one float32 matrix per vector name (flattened from the Arrow list array, no per-row Python), and
-each row's payload is encoded once by orjson (payload.py) and included as an ``orjson.Fragment``:
-request bodies are then assembled without re-encoding, the exact payload size of each row is known for
-byte budgeting, and the same bytes feed the content hash of generated ids.
+returns them), vectors (null, empty, ragged, NaN/inf) and payload values (types JSON cannot carry, NaN,
+inexact decimals: payload.py). Vectors become one float32 matrix per vector name (flattened from the
+Arrow list array, no per-row Python), and each row's payload is encoded once by orjson (payload.py) and
+included as an ``orjson.Fragment``: request bodies are then assembled without re-encoding, the exact
+payload size of each row is known for byte budgeting, and the same bytes feed the content hash of
+generated ids.
 """
 
 from __future__ import annotations
@@ -259,8 +260,8 @@ def _text_id(value: str, column: str, row: int) -> int | str:
         return str(uuid.UUID(value))
     except (ValueError, TypeError, AttributeError):
         pass
-    text = value.strip() if isinstance(value, str) else ""
-    if text.lstrip("+-").isascii() and text.lstrip("+-").isdigit():
+    digits = value.strip().lstrip("+-")
+    if digits.isascii() and digits.isdigit():
         raise QdrantDataError(
             f"Row {row}: id {value!r} in {column!r} is not an id: write an integer id as its digits alone, with "
             f"no sign, spaces or leading zeros; {_ID_RULE}"

@@ -97,7 +97,7 @@ def _non_finite_rows(array: pa.Array, path: str) -> tuple[str, np.ndarray] | Non
             if found is not None:
                 return found
         return None
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_map(kind) or pa.types.is_fixed_size_list(kind):
+    if _is_list_like(kind):
         values, parents = _list_values(array)
         found = _non_finite_rows(values, f"{path}[]")
         if found is None:
@@ -108,6 +108,10 @@ def _non_finite_rows(array: pa.Array, path: str) -> tuple[str, np.ndarray] | Non
         rows[parents[value_rows]] = True
         return (inner, rows) if rows.any() else None
     return None
+
+
+def _is_list_like(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_map(kind)
 
 
 def _list_values(array: pa.Array) -> tuple[pa.Array, np.ndarray]:

@@ -141,7 +141,8 @@ def _edge_round_trip(values: list[float], directory: str) -> list[float]:
         for start in range(0, len(values), 1000):
             chunk = range(start, min(start + 1000, len(values)))
             shard.update(edge.UpdateOperation.upsert_points([edge.Point(i, [1.0], {"x": values[i]}) for i in chunk]))
-        return [record.payload["x"] for record in sorted(shard.retrieve(list(range(len(values))), True, False), key=lambda r: r.id)]
+        records = shard.retrieve(list(range(len(values))), True, False)
+        return [record.payload["x"] for record in sorted(records, key=lambda record: record.id)]
     finally:
         shard.close()
 

@@ -290,7 +290,8 @@ def test_ids_above_the_long_range_go_through_spark_and_back(
     from pyspark.sql import functions as F
 
     as_decimal = spark.createDataFrame(
-        [(decimal.Decimal(i), [1.0, float(n)], f"p{n}") for n, i in enumerate(BIG_IDS)], "id decimal(20,0), vector array<float>, name string"
+        [(decimal.Decimal(i), [1.0, float(n)], f"p{n}") for n, i in enumerate(BIG_IDS)],
+        "id decimal(20,0), vector array<float>, name string",
     )
     _spark_write(as_decimal, _config(qdrant_url, collection_name))
     assert {point: payload["name"] for point, payload in _payloads(client, collection_name).items()} == {
