@@ -92,7 +92,7 @@ def _short_doubles(count: int, seed: int) -> list[float]:
         digits = rng.randrange(1, 16)
         value = float(f"{rng.choice('+-')}{rng.randrange(10 ** (digits - 1), 10**digits)}e{rng.randrange(-30, 16)}")
         if 1e-7 <= abs(value) < 1e15:
-            values.append(value)
+            values += [value, float(rng.randrange(-(10**15) + 1, 10**15))]  # and a whole number below 1e15
     return values
 
 
@@ -132,7 +132,8 @@ def test_spark_doubles_and_their_exact_text_path(spark: Any, qdrant_url: str, co
     _check_doubles(values, [row["exact"] for row in rows], len(values))
 
 
-def _edge_round_trip(values: list[float], directory: str) -> list[float]:
+def _edge_round_trip(values: list[float], directory: str, rewrites: int = 0) -> list[float]:
+    """Write each value in-process, rewrite every payload ``rewrites`` times (set_payload), read them back."""
     import qdrant_edge as edge
 
     config = edge.EdgeConfig(vectors=edge.EdgeVectorParams(size=1, distance=edge.Distance.Dot))
@@ -141,6 +142,8 @@ def _edge_round_trip(values: list[float], directory: str) -> list[float]:
         for start in range(0, len(values), 1000):
             chunk = range(start, min(start + 1000, len(values)))
             shard.update(edge.UpdateOperation.upsert_points([edge.Point(i, [1.0], {"x": values[i]}) for i in chunk]))
+        for rewrite in range(rewrites):
+            shard.update(edge.UpdateOperation.set_payload(list(range(len(values))), {"rewrite": rewrite}, None))
         records = shard.retrieve(list(range(len(values))), True, False)
         return [record.payload["x"] for record in sorted(records, key=lambda record: record.id)]
     finally:
@@ -171,6 +174,20 @@ def test_the_engine_alone_moves_doubles_as_serde_json_parses_them(tmp_path: Any)
     assert [struct.pack("<d", _serde_json_reads_back(v)) for v in values] == [struct.pack("<d", b) for b in back]
     assert max(_ulps(v, _serde_json_reads_back(_serde_json_reads_back(v))) for v in values) <= 4
     assert sum(v != b for v, b in zip(values, back)) > 0, "the engine changed no double: the bound needs measuring again"
+
+
+def test_each_rewrite_inside_the_engine_parses_doubles_once_more(tmp_path: Any) -> None:
+    """README: after four set_payloads a double is read through serde_json five times (at most 5 ULP off);
+    the exact class never moves."""
+    short = _short_doubles(500, 10)
+    values = short + _doubles(2500, 11)
+    back = _edge_round_trip(values, str(tmp_path / "shard"), rewrites=4)
+    expected = list(values)
+    for _ in range(5):
+        expected = [_serde_json_reads_back(value) for value in expected]
+    assert [struct.pack("<d", b) for b in back] == [struct.pack("<d", e) for e in expected]
+    assert back[: len(short)] == short
+    assert max(_ulps(v, b) for v, b in zip(values, back)) <= 5
 
 
 def test_the_bound_holds_over_100k_generated_doubles(tmp_path: Any) -> None:
