@@ -177,8 +177,8 @@ def test_the_engine_alone_moves_doubles_as_serde_json_parses_them(tmp_path: Any)
 
 
 def test_each_rewrite_inside_the_engine_parses_doubles_once_more(tmp_path: Any) -> None:
-    """README: after four set_payloads a double is read through serde_json five times (at most 5 ULP off);
-    the exact class never moves."""
+    """README: after four set_payloads a double has been read through serde_json five times (at most 7 ULP
+    off over 100,000 generated doubles, by the same parser); the exact class never moves."""
     short = _short_doubles(500, 10)
     values = short + _doubles(2500, 11)
     back = _edge_round_trip(values, str(tmp_path / "shard"), rewrites=4)
@@ -187,7 +187,7 @@ def test_each_rewrite_inside_the_engine_parses_doubles_once_more(tmp_path: Any) 
         expected = [_serde_json_reads_back(value) for value in expected]
     assert [struct.pack("<d", b) for b in back] == [struct.pack("<d", e) for e in expected]
     assert back[: len(short)] == short
-    assert max(_ulps(v, b) for v, b in zip(values, back)) <= 5
+    assert max(_ulps(v, b) for v, b in zip(values, back)) <= 7
 
 
 def test_the_bound_holds_over_100k_generated_doubles(tmp_path: Any) -> None:
