@@ -153,10 +153,11 @@ def _number_converter(data_type: DataType) -> Converter:
 
 def _decimal_converter(data_type: DecimalType) -> Converter:
     quantum = decimal.Decimal(1).scaleb(-data_type.scale)
+    context = decimal.Context(prec=data_type.precision + 1)  # the default 28 digits cannot hold decimal(38, s)
 
     def convert(value: Any) -> decimal.Decimal:
         number = decimal.Decimal(str(value))
-        rounded = number.quantize(quantum)
+        rounded = number.quantize(quantum, context=context)
         if rounded != number or len(rounded.as_tuple().digits) > data_type.precision:
             raise ValueError("does not fit")
         return rounded

@@ -1,15 +1,18 @@
 """Rows -> Qdrant points, columnar: Arrow record batches (Spark, pandas, pyarrow) or plain dicts.
 
 Everything a row can get wrong is checked here, before any byte is sent: ids (unsigned 64-bit integers
-or UUIDs), vectors (null, empty, ragged, NaN/inf) and payload values (types JSON cannot carry). Vectors
-become one float32 matrix per vector name (flattened from the Arrow list array, no per-row Python), and
-each row's payload is encoded once by orjson (payload.py) and included as an ``orjson.Fragment``:
-request bodies are then assembled without re-encoding, the exact payload size of each row is known for
-byte budgeting, and the same bytes feed the content hash of generated ids.
+or UUIDs; integers above Spark's long come as ``decimal(20,0)`` or as their digits, the way the reader
+returns them), vectors (null, empty, ragged, NaN/inf) and payload values (types JSON cannot carry, NaN,
+inexact decimals: payload.py). Vectors become one float32 matrix per vector name (flattened from the
+Arrow list array, no per-row Python), and each row's payload is encoded once by orjson (payload.py) and
+included as an ``orjson.Fragment``: request bodies are then assembled without re-encoding, the exact
+payload size of each row is known for byte budgeting, and the same bytes feed the content hash of
+generated ids.
 """
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -30,6 +33,10 @@ ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "points.dagster-qdrant")
 _BYTES_PER_FLOAT = 16  # upper bound of one float32 in JSON ("-1.2345678e-12,")
 _BYTES_PER_SPARSE_ENTRY = 28
 _BYTES_PER_ROW = 64  # id, brackets, keys
+_ID_LIMIT = 2**64
+_UUID_HEX_DIGITS = 32
+"""A 32-character string is a UUID in its hex form even when every character is a digit."""
+_ID_RULE = "Qdrant ids are unsigned 64-bit integers (0 to 18446744073709551615) or UUIDs"
 
 
 @dataclass
@@ -109,7 +116,7 @@ def from_record_batch(batch: pa.RecordBatch, options: WriteOptions, first_row: i
         name: _sparse_rows(batch.column(column).to_pylist(), column, labels)
         for column, name in options.sparse_vector_fields.items()
     }
-    payloads = arrow_payloads(batch, payload_columns, labels)
+    payloads = arrow_payloads(batch, payload_columns, labels, options)
     return _assemble(ids, dense, sparse, payloads, options)
 
 
@@ -127,13 +134,16 @@ def _arrow_ids(array: pa.Array, column: str, first_row: int) -> list[int | str]:
                 "Qdrant ids are unsigned 64-bit integers or UUIDs"
             )
         return array.to_pylist()
+    if pa.types.is_decimal(kind):
+        return [_decimal_id(value, column, first_row + row) for row, value in enumerate(array.to_pylist())]
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        return [_uuid_text(value, column, first_row + row) for row, value in enumerate(array.to_pylist())]
+        return [_text_id(value, column, first_row + row) for row, value in enumerate(array.to_pylist())]
     if pa.types.is_fixed_size_binary(kind) and kind.byte_width == 16:
         return [str(uuid.UUID(bytes=value)) for value in array.to_pylist()]
     raise QdrantDataError(
-        f"Id column {column!r} has type {kind}; ids must be unsigned integers or UUID strings "
-        "(cast the column, or set id_field=None to make ids from the row content)"
+        f"Id column {column!r} has type {kind}; ids must be unsigned integers (integer or decimal(20,0) "
+        "columns, or strings of digits), or UUID strings (cast the column, or set id_field=None to make ids "
+        "from the row content)"
     )
 
 
@@ -201,24 +211,64 @@ def from_records(rows: Sequence[Mapping[str, Any]], options: WriteOptions, first
         payload_rows = [{key: row.get(key) for key in keep if key in row} for row in rows]
     else:
         payload_rows = [{key: value for key, value in row.items() if key not in excluded} for row in rows]
-    return _assemble(ids, dense, sparse, encode_payloads(payload_rows, labels), options)
+    return _assemble(ids, dense, sparse, encode_payloads(payload_rows, labels, options), options)
 
 
 def _record_id(value: Any, column: str, row: int) -> int | str:
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        if 0 <= int(value) < 2**64:
+        if 0 <= int(value) < _ID_LIMIT:
             return int(value)
-        raise QdrantDataError(
-            f"Row {row}: id {value!r} in {column!r} is out of range; Qdrant ids are unsigned 64-bit integers or UUIDs"
-        )
+        raise QdrantDataError(f"Row {row}: id {value!r} in {column!r} is out of range; {_ID_RULE}")
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
-        return _uuid_text(value, column, row)
+        return _text_id(value, column, row)
+    if isinstance(value, decimal.Decimal):
+        return _decimal_id(value, column, row)
     if value is None:
         raise QdrantDataError(f"Row {row} has no {column!r}; every point needs an id (or set id_field=None)")
     raise QdrantDataError(
         f"Row {row}: id {value!r} in {column!r} is a {type(value).__name__}; ids must be unsigned integers or UUIDs"
+    )
+
+
+def _decimal_id(value: decimal.Decimal, column: str, row: int) -> int:
+    """An integer id from a decimal (Spark's ``decimal(20,0)`` holds every unsigned 64-bit id)."""
+    if value.is_finite() and value == value.to_integral_value() and 0 <= value < _ID_LIMIT:
+        return int(value)
+    raise QdrantDataError(f"Row {row}: id {value} in {column!r} is not a whole number in range; {_ID_RULE}")
+
+
+def _text_id(value: str, column: str, row: int) -> int | str:
+    """An id from text: digits alone are an integer id (how the reader returns ids beyond Spark's long),
+    anything else must be a UUID.
+
+    Digits are taken only in their one spelling (no sign, spaces or leading zeros): ``"007"`` and ``"7"``
+    would otherwise be one point under two names, and the id would not read back as it was written.
+    """
+    if value.isascii() and value.isdigit() and len(value) != _UUID_HEX_DIGITS:
+        number = int(value)
+        if str(number) != value:
+            raise QdrantDataError(
+                f"Row {row}: id {value!r} in {column!r} has leading zeros; write the integer id as its digits "
+                f"alone ({str(number)!r}): {_ID_RULE}"
+            )
+        if number >= _ID_LIMIT:
+            raise QdrantDataError(f"Row {row}: id {value!r} in {column!r} is out of range; {_ID_RULE}")
+        return number
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        pass
+    digits = value.strip().lstrip("+-")
+    if digits.isascii() and digits.isdigit():
+        raise QdrantDataError(
+            f"Row {row}: id {value!r} in {column!r} is not an id: write an integer id as its digits alone, with "
+            f"no sign, spaces or leading zeros; {_ID_RULE}"
+        )
+    raise QdrantDataError(
+        f"Row {row}: id {value!r} in {column!r} is neither an unsigned integer nor a UUID; {_ID_RULE} "
+        "(set id_field=None to make UUIDs from the row content)"
     )
 
 
@@ -277,16 +327,6 @@ def _payload_columns(options: WriteOptions, names: list[str]) -> list[str]:
         return list(options.payload_fields)
     excluded = options.excluded_from_payload()
     return [name for name in names if name not in excluded]
-
-
-def _uuid_text(value: Any, column: str, row: int) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError, AttributeError):
-        raise QdrantDataError(
-            f"Row {row}: id {value!r} in {column!r} is neither an unsigned integer nor a UUID; Qdrant accepts "
-            "only those (set id_field=None to make UUIDs from the row content)"
-        ) from None
 
 
 def _checked_matrix(matrix: np.ndarray, column: str, labels: Sequence[Any]) -> np.ndarray:

@@ -31,6 +31,11 @@ DEFAULT_MAX_BATCH_BYTES = 31 * 1024 * 1024
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
 PAYLOAD_FORMATS = ("auto", "batch", "points")
 WRITE_METHODS = ("auto", "put", "post")
+NON_FINITE_MODES = ("error", "null")
+"""What a write does with NaN and infinite payload values (JSON has neither): refuse them, or store null."""
+DECIMAL_MODES = ("error", "string", "double")
+"""How decimal payload values are written: as numbers when Qdrant gives them back exactly, refusing the
+others (``error``); every decimal as its exact text (``string``); as the nearest double (``double``)."""
 PARTITIONING_MODES = ("auto", "slice", "id_range")
 """How a parallel read splits the points: ``auto`` uses hash slices on Qdrant 1.19+ (read from ``GET /``)
 and id ranges on older servers; ``slice`` and ``id_range`` force one way."""
@@ -289,6 +294,9 @@ class WriteOptions(ConnectionOptions):
     payload_format: str = "auto"
     write_method: str = "auto"
     max_in_flight: int = 4
+    # exact values (payload.py): nothing is rounded or nulled unless asked for
+    non_finite: str = "error"
+    decimal_as: str = "error"
 
     _parsers: ClassVar[dict[str, Any]] = {
         "collection": parse.collection,
@@ -305,6 +313,9 @@ class WriteOptions(ConnectionOptions):
         "payload_format": parse.choice(PAYLOAD_FORMATS),
         "write_method": parse.choice(WRITE_METHODS),
         "max_in_flight": parse.positive_int,
+        # exact values
+        "non_finite": parse.choice(NON_FINITE_MODES),
+        "decimal_as": parse.choice(DECIMAL_MODES),
     }
 
     def _check(self) -> None:
@@ -363,7 +374,9 @@ def build_qdrant_write_config(endpoint: str, collection: str, **options: Any) ->
 
 
 __all__ = [
+    "DECIMAL_MODES",
     "DEFAULT_MAX_BATCH_BYTES",
+    "NON_FINITE_MODES",
     "PARTITIONING_MODES",
     "QDRANT_CONFIG_OPTION",
     "QDRANT_FORMAT",
