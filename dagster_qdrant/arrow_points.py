@@ -46,7 +46,8 @@ from pyspark.sql.types import (
 )
 
 from dagster_qdrant.errors import QdrantSchemaError
-from dagster_qdrant.schema import ID_COLUMN
+from dagster_qdrant.schema import ID_COLUMN, MIXED_METADATA_KEY
+from dagster_qdrant.schema_findings import READ_AS_TEXT, SchemaFindings
 
 _LONG_MAX = 2**63 - 1
 _LONG_MIN = -(2**63)
@@ -69,32 +70,61 @@ class _Mismatch(Exception):
 Converter = Callable[[Any], Any]
 
 
-def _converter(data_type: DataType) -> Converter:
-    """A function from a JSON value to what pyarrow accepts for ``data_type``, raising _Mismatch."""
+@dataclass(frozen=True)
+class _Where:
+    """Where a converter's values are, for reports: the path (``meta.page``) and the read's findings.
+
+    Without findings (a schema the user gave) a value that does not fit raises _Mismatch. With findings
+    (an inferred schema) it is recorded there and read as null, and struct keys outside the schema are
+    recorded too; ``SchemaFindings`` then warns or fails.
+    """
+
+    path: str = ""
+    findings: SchemaFindings | None = None
+
+    def child(self, name: str) -> _Where:
+        return _Where(f"{self.path}.{name}" if self.path else name, self.findings)
+
+    def mismatch(self, value: Any, expected: DataType) -> None:
+        """Record a value that does not fit (the read makes it null), or raise when nobody records."""
+        if self.findings is None:
+            raise _Mismatch(value, expected)
+        self.findings.not_fitting(self.path, expected.simpleString(), value)
+
+
+_NOWHERE = _Where()
+
+
+def _converter(data_type: DataType, where: _Where = _NOWHERE, mixed: bool = True) -> Converter:
+    """A function from a JSON value to what pyarrow accepts for ``data_type``.
+
+    A value that does not fit goes to ``where.mismatch``. ``mixed=False`` marks a string column inferred
+    from strings only: with findings, a value of another kind there is reported (still read, as JSON text).
+    """
     if isinstance(data_type, StringType):
-        return _to_string
+        return _to_string if mixed or where.findings is None else _text_converter(where)
     if isinstance(data_type, (LongType, IntegerType, ShortType, ByteType)):
-        return _integer_converter(data_type)
+        return _integer_converter(data_type, where)
     if isinstance(data_type, (DoubleType, FloatType)):
-        return _number_converter(data_type)
+        return _number_converter(data_type, where)
     if isinstance(data_type, BooleanType):
-        return _checked(data_type, lambda v: isinstance(v, bool), lambda v: v)
+        return _checked(data_type, lambda v: isinstance(v, bool), lambda v: v, where)
     if isinstance(data_type, TimestampType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp)
+        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp, where)
     if isinstance(data_type, TimestampNTZType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp_ntz)
+        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp_ntz, where)
     if isinstance(data_type, DateType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_date)
+        return _checked(data_type, lambda v: isinstance(v, str), _parse_date, where)
     if isinstance(data_type, DecimalType):
-        return _decimal_converter(data_type)
+        return _decimal_converter(data_type, where)
     if isinstance(data_type, BinaryType):
-        return _checked(data_type, lambda v: isinstance(v, str), base64.b64decode)
+        return _checked(data_type, lambda v: isinstance(v, str), base64.b64decode, where)
     if isinstance(data_type, ArrayType):
-        return _array_converter(data_type)
+        return _array_converter(data_type, where)
     if isinstance(data_type, StructType):
-        return _struct_converter(data_type)
+        return _struct_converter(data_type, where)
     if isinstance(data_type, MapType) and isinstance(data_type.keyType, StringType):
-        return _map_converter(data_type)
+        return _map_converter(data_type, where)
     raise QdrantSchemaError(
         f"Spark type {data_type.simpleString()!r} cannot be read from Qdrant JSON: use string, long, int, "
         "double, float, boolean, decimal, date, timestamp, binary (base64 text), array, struct or "
@@ -114,16 +144,34 @@ def _to_string(value: Any) -> Any:
     return orjson.dumps(value).decode()
 
 
-def _checked(data_type: DataType, accepts: Callable[[Any], bool], convert: Converter) -> Converter:
+def _text_converter(where: _Where) -> Converter:
+    """Strings as they are; any other value as its JSON text, reported (the sample held only strings)."""
+    findings = where.findings
+    assert findings is not None
+
+    def convert(value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        findings.not_fitting(where.path, "string", value, READ_AS_TEXT)
+        return orjson.dumps(value).decode()
+
+    return convert
+
+
+def _checked(
+    data_type: DataType, accepts: Callable[[Any], bool], convert: Converter, where: _Where = _NOWHERE
+) -> Converter:
     def check(value: Any) -> Any:
         if value is None:
             return None
         if not accepts(value):
-            raise _Mismatch(value, data_type)
+            where.mismatch(value, data_type)
+            return None
         try:
             return convert(value)
         except (ValueError, TypeError, decimal.InvalidOperation):
-            raise _Mismatch(value, data_type) from None
+            where.mismatch(value, data_type)
+            return None
 
     return check
 
@@ -136,7 +184,7 @@ _INTEGER_BOUNDS = {
 }
 
 
-def _integer_converter(data_type: DataType) -> Converter:
+def _integer_converter(data_type: DataType, where: _Where) -> Converter:
     low, high = _INTEGER_BOUNDS[type(data_type)]
 
     def accepts(value: Any) -> bool:
@@ -144,14 +192,29 @@ def _integer_converter(data_type: DataType) -> Converter:
             value = int(value)
         return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
-    return _checked(data_type, accepts, int)
+    return _checked(data_type, accepts, int, where)
 
 
-def _number_converter(data_type: DataType) -> Converter:
-    return _checked(data_type, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), float)
+def _number_converter(data_type: DataType, where: _Where) -> Converter:
+    """Floats, and integers the column's float type holds exactly (no silent rounding of big integers)."""
+    exact = np.float32 if isinstance(data_type, FloatType) else float
+
+    def accepts(value: Any) -> bool:
+        if isinstance(value, float):
+            return True
+        return isinstance(value, int) and not isinstance(value, bool) and _holds(exact, value)
+
+    return _checked(data_type, accepts, float, where)
 
 
-def _decimal_converter(data_type: DecimalType) -> Converter:
+def _holds(exact: Callable[[int], Any], value: int) -> bool:
+    try:
+        return bool(exact(value) == value)
+    except OverflowError:
+        return False
+
+
+def _decimal_converter(data_type: DecimalType, where: _Where) -> Converter:
     quantum = decimal.Decimal(1).scaleb(-data_type.scale)
 
     def convert(value: Any) -> decimal.Decimal:
@@ -162,7 +225,7 @@ def _decimal_converter(data_type: DecimalType) -> Converter:
         return rounded
 
     return _checked(
-        data_type, lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool), convert
+        data_type, lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool), convert, where
     )
 
 
@@ -187,43 +250,59 @@ def _parse_date(text: str) -> dt.date:
     return _parse_timestamp(text).date()
 
 
-def _array_converter(data_type: ArrayType) -> Converter:
-    element = _converter(data_type.elementType)
+def _array_converter(data_type: ArrayType, where: _Where) -> Converter:
+    # Elements carry no metadata: an element type inferred as string may hold several kinds.
+    element = _converter(data_type.elementType, where.child("[]"))
 
     def convert(value: Any) -> Any:
         if value is None:
             return None
         if not isinstance(value, list):
-            raise _Mismatch(value, data_type)
+            where.mismatch(value, data_type)
+            return None
         return [element(item) for item in value]
 
     return convert
 
 
-def _struct_converter(data_type: StructType) -> Converter:
-    fields = [(field.name, _converter(field.dataType)) for field in data_type.fields]
+def _struct_converter(data_type: StructType, where: _Where) -> Converter:
+    fields = [
+        (field.name, _converter(field.dataType, where.child(field.name), _is_mixed(field)))
+        for field in data_type.fields
+    ]
+    names = frozenset(name for name, _ in fields)
+    findings = where.findings
 
     def convert(value: Any) -> Any:
         if value is None:
             return None
         if not isinstance(value, Mapping):
-            raise _Mismatch(value, data_type)
+            where.mismatch(value, data_type)
+            return None
+        if findings is not None:
+            for key in value.keys() - names:
+                findings.unknown_key(where.child(str(key)).path)
         return {name: field(value.get(name)) for name, field in fields}
 
     return convert
 
 
-def _map_converter(data_type: MapType) -> Converter:
-    values = _converter(data_type.valueType)
+def _map_converter(data_type: MapType, where: _Where) -> Converter:
+    values = _converter(data_type.valueType, where.child("{}"))
 
     def convert(value: Any) -> Any:
         if value is None:
             return None
         if not isinstance(value, Mapping):
-            raise _Mismatch(value, data_type)
+            where.mismatch(value, data_type)
+            return None
         return [(str(key), values(item)) for key, item in value.items()]
 
     return convert
+
+
+def _is_mixed(field: Any) -> bool:
+    return bool(field.metadata.get(MIXED_METADATA_KEY))
 
 
 def _id_converter(data_type: DataType) -> Converter:
@@ -285,14 +364,17 @@ class _Column:
     """numpy element type when the column holds dense vectors (built from one flat buffer), else None."""
 
 
-def _column(field: Any, arrow_type: pa.DataType, vector_names: Mapping[str, str]) -> _Column:
+def _column(
+    field: Any, arrow_type: pa.DataType, vector_names: Mapping[str, str], findings: SchemaFindings | None
+) -> _Column:
     data_type = field.dataType
     if field.name == ID_COLUMN:
         source, key, convert = "id", ID_COLUMN, _id_converter(data_type)
     elif field.name in vector_names:
         source, key, convert = "vector", vector_names[field.name], _vector_converter(data_type)
     else:
-        source, key, convert = "payload", field.name, _converter(data_type)
+        where = _Where(field.name, findings)
+        source, key, convert = "payload", field.name, _converter(data_type, where, _is_mixed(field))
     vector_dtype = None
     if source == "vector" and isinstance(data_type, ArrayType):
         vector_dtype = _VECTOR_ELEMENT_DTYPES.get(type(data_type.elementType))
@@ -312,22 +394,32 @@ class PointBatchBuilder:
     """Turns pages of points into record batches with the schema's exact Arrow types.
 
     ``vector_names`` maps each vector column to its Qdrant vector name; every other column but ``id``
-    is a payload key.
+    is a payload key. With ``findings`` (a read of an inferred schema) payload keys and values the schema
+    has no room for are recorded there instead of failing the page (``schema_findings``).
     """
 
-    def __init__(self, schema: StructType, vector_names: Mapping[str, str], collection: str) -> None:
+    def __init__(
+        self,
+        schema: StructType,
+        vector_names: Mapping[str, str],
+        collection: str,
+        findings: SchemaFindings | None = None,
+    ) -> None:
         self.schema = schema
         self.collection = collection
+        self.findings = findings
         self.arrow_schema = to_arrow_schema(schema, timezone="UTC")
         self._columns = [
-            _column(field, self.arrow_schema.field(index).type, vector_names)
+            _column(field, self.arrow_schema.field(index).type, vector_names, findings)
             for index, field in enumerate(schema.fields)
         ]
+        self._payload_keys = frozenset(column.key for column in self._columns if column.source == "payload")
 
     def to_batch(self, points: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
         sources = {column.source for column in self._columns}
         ids = [point.get("id") for point in points]
-        payloads = [point.get("payload") or {} for point in points] if "payload" in sources else []
+        wanted = "payload" in sources or self.findings is not None
+        payloads = [point.get("payload") or {} for point in points] if wanted else []
         vectors = [point.get("vector") for point in points] if "vector" in sources else []
         arrays = []
         for column in self._columns:
@@ -338,7 +430,18 @@ class PointBatchBuilder:
             else:
                 values = [_vector_of(vector, column.key) for vector in vectors]
             arrays.append(self._array(column, values, points))
+        if self.findings is not None:
+            self._find_unknown_keys(points, payloads)
+            self.findings.check_page()
         return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+
+    def _find_unknown_keys(self, points: Sequence[Mapping[str, Any]], payloads: list[Any]) -> None:
+        assert self.findings is not None
+        known = self._payload_keys
+        for point, payload in zip(points, payloads):
+            extra = payload.keys() - known
+            for key in extra:
+                self.findings.unknown_key(key, 1, point.get("id"))
 
     def _array(self, column: _Column, values: list[Any], points: Sequence[Mapping[str, Any]]) -> pa.Array:
         """The column's Arrow array: built whole when the values allow it, else value by value, checked."""
@@ -346,9 +449,15 @@ class PointBatchBuilder:
         if whole is not None:
             return whole
         converted: list[Any] = []
+        convert, findings = column.convert, self.findings
         try:
-            for value in values:
-                converted.append(column.convert(value))
+            if findings is None or column.source != "payload":
+                for value in values:
+                    converted.append(convert(value))
+            else:
+                for point, value in zip(points, values):
+                    findings.point_id = point.get("id")
+                    converted.append(convert(value))
         except _Mismatch as mismatch:
             raise self._mismatch_error(column, mismatch, points[len(converted)]) from None
         try:
