@@ -77,16 +77,16 @@ class SchemaFindings:
     def message(self) -> str:
         parts = []
         for (path, expected, outcome), finding in sorted(self._found.items()):
+            # What the read made of it only when it went on (warn); an error stops the read there.
+            then = f": {outcome}" if self.mode == "warn" else ""
             if outcome == NOT_READ:
-                parts.append(
-                    f"payload key {path!r} in {finding.count} point(s) (e.g. point {finding.example_id!r}): {outcome}"
-                )
+                parts.append(f"payload key {path!r} in {finding.count} point(s) (e.g. point {finding.example_id!r}){then}")
                 continue
             shown = repr(finding.example_value)
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             parts.append(
                 f"{finding.count} value(s) of {path!r} that are not {expected} (e.g. point "
-                f"{finding.example_id!r}: {shown}): {outcome}"
+                f"{finding.example_id!r}: {shown}){then}"
             )
         sampled = self.sample.get("sampled")
         origin = f"inferred from {sampled} sampled point(s)" if sampled is not None else "inferred"

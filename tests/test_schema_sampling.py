@@ -17,14 +17,16 @@ import uuid
 from typing import Any
 
 import pytest
-from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, BooleanType, DoubleType, LongType, StringType, StructField, StructType
 from qdrant_client import QdrantClient, models
 
+from dagster_qdrant.arrow_points import PointBatchBuilder
 from dagster_qdrant.datasource import QdrantDataSource, infer_read_schema
-from dagster_qdrant.errors import QdrantConfigError
+from dagster_qdrant.errors import QdrantConfigError, QdrantSchemaError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions
 from dagster_qdrant.schema import INFERRED_METADATA_KEY
+from dagster_qdrant.schema_findings import READ_AS_NULL, SchemaFindings
 from dagster_qdrant.schema_sampling import SLICES_PER_SAMPLE, slice_condition
 
 POINTS = 2000
@@ -311,3 +313,55 @@ def test_the_slices_taken_hold_at_least_the_sample_size_and_at_most_a_sixteenth_
         assert fraction * total >= size
         assert fraction * total <= size * (1 + 1 / SLICES_PER_SAMPLE) + total / slices
         assert [c["slice"]["index"] for c in condition["should"]] == list(range(taken))
+
+
+# ---------------------------------------------------------------------------------------------------
+# A value that does not fit its column: reported and null (inferred schema), or an error (given schema)
+# ---------------------------------------------------------------------------------------------------
+
+_ODD_VALUES = [
+    None, True, False, 0, 7, -3, 2**53, 2**53 + 1, 2**63 - 1, -(2**63), 2**64 - 1, 1.0, 2.5, -0.25, 1e300,
+    "", "text", "7", [1, 2], [1, "a"], [2.5], {"a": 1}, {"a": "x"}, {"a": 1, "b": 2},
+]
+_COLUMN_TYPES = [
+    LongType(), DoubleType(), StringType(), BooleanType(), ArrayType(LongType()),
+    StructType([StructField("a", LongType())]),
+]
+
+
+def _kept(value: Any, read: Any, data_type: Any) -> int:
+    """How many non-null values of ``value`` the read made null; asserts every other one is exact."""
+    if value is None:
+        assert read is None
+        return 0
+    if read is None:
+        return 1
+    if isinstance(data_type, StringType):
+        assert read == value if isinstance(value, str) else json.loads(read) == value
+    elif isinstance(data_type, ArrayType):
+        return sum(_kept(item, out, data_type.elementType) for item, out in zip(value, read, strict=True))
+    elif isinstance(data_type, StructType):
+        return _kept(value.get("a"), read["a"], LongType())
+    else:
+        assert read == value and type(read) is {LongType: int, DoubleType: float, BooleanType: bool}[type(data_type)]
+    return 0
+
+
+def test_no_value_becomes_null_or_rounded_without_a_report() -> None:
+    rng = random.Random(5)
+    for trial in range(300):
+        data_type = rng.choice(_COLUMN_TYPES)
+        values = [rng.choice(_ODD_VALUES) for _ in range(rng.randint(1, 8))]
+        points = [{"id": i, "payload": {"x": value}} for i, value in enumerate(values)]
+        schema = StructType([StructField("id", LongType(), False), StructField("x", data_type)])
+        findings = SchemaFindings("warn", "c", {"sampled": 1})
+        read = PointBatchBuilder(schema, {}, "c", findings).to_batch(points).column("x").to_pylist()
+        nulled = sum(_kept(value, out, data_type) for value, out in zip(values, read))
+        reported = sum(f.count for (_, _, outcome), f in findings._found.items() if outcome == READ_AS_NULL)
+        assert nulled == reported, (data_type, values, read)
+        try:
+            given = PointBatchBuilder(schema, {}, "c").to_batch(points).column("x").to_pylist()
+        except QdrantSchemaError as error:
+            assert "'x'" in str(error)
+        else:
+            assert sum(_kept(value, out, data_type) for value, out in zip(values, given)) == 0, (data_type, values)
