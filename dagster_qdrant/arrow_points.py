@@ -4,327 +4,54 @@ Each scroll page becomes one ``pyarrow.RecordBatch``. Columns are built whole: t
 are gathered from the page once, and when they already have the Python types Arrow takes as they are
 (strings for a string column, integers for a long column, ...) the column is one ``pa.array`` call. Dense
 vectors, the bulk of the bytes, become one flat numpy buffer and offsets, with no Python object per
-element on the way to Arrow. Any other value goes through a per-type converter that checks it, so a
-schema that does not fit the data fails with the column, the value and the point instead of a wrong row;
-the fast paths only take values that converter would pass unchanged, so both give the same batch.
+element on the way to Arrow. Any other value goes through a per-type converter that checks it
+(``arrow_values.py``), so a schema that does not fit the data fails with the column, the value and the
+point instead of a wrong row, or, for an inferred schema, is reported once per partition
+(``schema_findings.py``); the fast paths only take values that converter would pass unchanged, so both
+give the same batch.
 
 ``convert.py`` is the other direction (Spark rows to Qdrant points).
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (
     ArrayType,
-    BinaryType,
     BooleanType,
     ByteType,
     DataType,
-    DateType,
-    DecimalType,
     DoubleType,
     FloatType,
     IntegerType,
     LongType,
-    MapType,
     ShortType,
     StringType,
     StructType,
-    TimestampNTZType,
-    TimestampType,
 )
 
+from dagster_qdrant.arrow_values import (
+    Converter,
+    Mismatch,
+    ValuePath,
+    check_readable,
+    id_converter,
+    is_mixed,
+    value_converter,
+    vector_converter,
+)
 from dagster_qdrant.errors import QdrantSchemaError
-from dagster_qdrant.schema import ID_COLUMN, MIXED_METADATA_KEY
-from dagster_qdrant.schema_findings import READ_AS_TEXT, SchemaFindings
+from dagster_qdrant.schema import ID_COLUMN
+from dagster_qdrant.schema_findings import SchemaFindings
 
-_LONG_MAX = 2**63 - 1
-_LONG_MIN = -(2**63)
 _NONE_TYPE = type(None)
-
-# ---------------------------------------------------------------------------------------------------
-# One value at a time, checked
-# ---------------------------------------------------------------------------------------------------
-
-
-class _Mismatch(Exception):
-    """A value that does not fit its column type; becomes a QdrantSchemaError naming the point."""
-
-    def __init__(self, value: Any, expected: DataType) -> None:
-        super().__init__(value, expected)
-        self.value = value
-        self.expected = expected
-
-
-Converter = Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class _Where:
-    """Where a converter's values are, for reports: the path (``meta.page``) and the read's findings.
-
-    Without findings (a schema the user gave) a value that does not fit raises _Mismatch. With findings
-    (an inferred schema) it is recorded there and read as null, and struct keys outside the schema are
-    recorded too; ``SchemaFindings`` then warns or fails.
-    """
-
-    path: str = ""
-    findings: SchemaFindings | None = None
-
-    def child(self, name: str) -> _Where:
-        return _Where(f"{self.path}.{name}" if self.path else name, self.findings)
-
-    def mismatch(self, value: Any, expected: DataType) -> None:
-        """Record a value that does not fit (the read makes it null), or raise when nobody records."""
-        if self.findings is None:
-            raise _Mismatch(value, expected)
-        self.findings.not_fitting(self.path, expected.simpleString(), value)
-
-
-_NOWHERE = _Where()
-
-
-def _converter(data_type: DataType, where: _Where = _NOWHERE, mixed: bool = True) -> Converter:
-    """A function from a JSON value to what pyarrow accepts for ``data_type``.
-
-    A value that does not fit goes to ``where.mismatch``. ``mixed=False`` marks a string column inferred
-    from strings only: with findings, a value of another kind there is reported (still read, as JSON text).
-    """
-    if isinstance(data_type, StringType):
-        return _to_string if mixed or where.findings is None else _text_converter(where)
-    if isinstance(data_type, (LongType, IntegerType, ShortType, ByteType)):
-        return _integer_converter(data_type, where)
-    if isinstance(data_type, (DoubleType, FloatType)):
-        return _number_converter(data_type, where)
-    if isinstance(data_type, BooleanType):
-        return _checked(data_type, lambda v: isinstance(v, bool), lambda v: v, where)
-    if isinstance(data_type, TimestampType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp, where)
-    if isinstance(data_type, TimestampNTZType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp_ntz, where)
-    if isinstance(data_type, DateType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_date, where)
-    if isinstance(data_type, DecimalType):
-        return _decimal_converter(data_type, where)
-    if isinstance(data_type, BinaryType):
-        return _checked(data_type, lambda v: isinstance(v, str), base64.b64decode, where)
-    if isinstance(data_type, ArrayType):
-        return _array_converter(data_type, where)
-    if isinstance(data_type, StructType):
-        return _struct_converter(data_type, where)
-    if isinstance(data_type, MapType) and isinstance(data_type.keyType, StringType):
-        return _map_converter(data_type, where)
-    raise QdrantSchemaError(
-        f"Spark type {data_type.simpleString()!r} cannot be read from Qdrant JSON: use string, long, int, "
-        "double, float, boolean, decimal, date, timestamp, binary (base64 text), array, struct or "
-        "map<string, ...>"
-    )
-
-
-def check_readable(schema: StructType) -> None:
-    """Fail at planning time, not in a task, when a column has a type no point can fill."""
-    for field in schema.fields:
-        _converter(field.dataType)
-
-
-def _to_string(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
-def _text_converter(where: _Where) -> Converter:
-    """Strings as they are; any other value as its JSON text, reported (the sample held only strings)."""
-    findings = where.findings
-    assert findings is not None
-
-    def convert(value: Any) -> Any:
-        if value is None or isinstance(value, str):
-            return value
-        findings.not_fitting(where.path, "string", value, READ_AS_TEXT)
-        return orjson.dumps(value).decode()
-
-    return convert
-
-
-def _checked(
-    data_type: DataType, accepts: Callable[[Any], bool], convert: Converter, where: _Where = _NOWHERE
-) -> Converter:
-    def check(value: Any) -> Any:
-        if value is None:
-            return None
-        if not accepts(value):
-            where.mismatch(value, data_type)
-            return None
-        try:
-            return convert(value)
-        except (ValueError, TypeError, decimal.InvalidOperation):
-            where.mismatch(value, data_type)
-            return None
-
-    return check
-
-
-_INTEGER_BOUNDS = {
-    LongType: (_LONG_MIN, _LONG_MAX),
-    IntegerType: (-(2**31), 2**31 - 1),
-    ShortType: (-(2**15), 2**15 - 1),
-    ByteType: (-(2**7), 2**7 - 1),
-}
-
-
-def _integer_converter(data_type: DataType, where: _Where) -> Converter:
-    low, high = _INTEGER_BOUNDS[type(data_type)]
-
-    def accepts(value: Any) -> bool:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-    return _checked(data_type, accepts, int, where)
-
-
-def _number_converter(data_type: DataType, where: _Where) -> Converter:
-    """Floats, and integers the column's float type holds exactly (no silent rounding of big integers)."""
-    exact = np.float32 if isinstance(data_type, FloatType) else float
-
-    def accepts(value: Any) -> bool:
-        if isinstance(value, float):
-            return True
-        return isinstance(value, int) and not isinstance(value, bool) and _holds(exact, value)
-
-    return _checked(data_type, accepts, float, where)
-
-
-def _holds(exact: Callable[[int], Any], value: int) -> bool:
-    try:
-        return bool(exact(value) == value)
-    except OverflowError:
-        return False
-
-
-def _decimal_converter(data_type: DecimalType, where: _Where) -> Converter:
-    quantum = decimal.Decimal(1).scaleb(-data_type.scale)
-
-    def convert(value: Any) -> decimal.Decimal:
-        number = decimal.Decimal(str(value))
-        rounded = number.quantize(quantum)
-        if rounded != number or len(rounded.as_tuple().digits) > data_type.precision:
-            raise ValueError("does not fit")
-        return rounded
-
-    return _checked(
-        data_type, lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool), convert, where
-    )
-
-
-def _parse_timestamp(text: str) -> dt.datetime:
-    """RFC 3339 text to an aware UTC datetime; text without an offset is taken as UTC."""
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-def _parse_timestamp_ntz(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value
-
-
-def _parse_date(text: str) -> dt.date:
-    if len(text) == 10:
-        return dt.date.fromisoformat(text)
-    return _parse_timestamp(text).date()
-
-
-def _array_converter(data_type: ArrayType, where: _Where) -> Converter:
-    # Elements carry no metadata: an element type inferred as string may hold several kinds.
-    element = _converter(data_type.elementType, where.child("[]"))
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            where.mismatch(value, data_type)
-            return None
-        return [element(item) for item in value]
-
-    return convert
-
-
-def _struct_converter(data_type: StructType, where: _Where) -> Converter:
-    fields = [
-        (field.name, _converter(field.dataType, where.child(field.name), _is_mixed(field)))
-        for field in data_type.fields
-    ]
-    names = frozenset(name for name, _ in fields)
-    findings = where.findings
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            where.mismatch(value, data_type)
-            return None
-        if findings is not None:
-            for key in value.keys() - names:
-                findings.unknown_key(where.child(str(key)).path)
-        return {name: field(value.get(name)) for name, field in fields}
-
-    return convert
-
-
-def _map_converter(data_type: MapType, where: _Where) -> Converter:
-    values = _converter(data_type.valueType, where.child("{}"))
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            where.mismatch(value, data_type)
-            return None
-        return [(str(key), values(item)) for key, item in value.items()]
-
-    return convert
-
-
-def _is_mixed(field: Any) -> bool:
-    return bool(field.metadata.get(MIXED_METADATA_KEY))
-
-
-def _id_converter(data_type: DataType) -> Converter:
-    if isinstance(data_type, StringType):
-        return str
-    if isinstance(data_type, (LongType, DecimalType)):
-        return _converter(data_type)
-    raise QdrantSchemaError(
-        f"Column {ID_COLUMN!r} has type {data_type.simpleString()!r}: point ids read as string (any id) "
-        "or long (integer ids)"
-    )
-
-
-def _as_list(vector: Any) -> list[Any]:
-    return vector.tolist() if isinstance(vector, np.ndarray) else vector
-
-
-def _vector_converter(data_type: DataType) -> Converter:
-    if isinstance(data_type, ArrayType) and isinstance(data_type.elementType, (FloatType, DoubleType)):
-        return _checked(data_type, lambda v: isinstance(v, (list, np.ndarray)), _as_list)
-    return _converter(data_type)
-
 
 # ---------------------------------------------------------------------------------------------------
 # Whole columns
@@ -369,12 +96,12 @@ def _column(
 ) -> _Column:
     data_type = field.dataType
     if field.name == ID_COLUMN:
-        source, key, convert = "id", ID_COLUMN, _id_converter(data_type)
+        source, key, convert = "id", ID_COLUMN, id_converter(data_type)
     elif field.name in vector_names:
-        source, key, convert = "vector", vector_names[field.name], _vector_converter(data_type)
+        source, key, convert = "vector", vector_names[field.name], vector_converter(data_type)
     else:
-        where = _Where(field.name, findings)
-        source, key, convert = "payload", field.name, _converter(data_type, where, _is_mixed(field))
+        where = ValuePath(field.name, findings)
+        source, key, convert = "payload", field.name, value_converter(data_type, where, is_mixed(field))
     vector_dtype = None
     if source == "vector" and isinstance(data_type, ArrayType):
         vector_dtype = _VECTOR_ELEMENT_DTYPES.get(type(data_type.elementType))
@@ -458,7 +185,7 @@ class PointBatchBuilder:
                 for point, value in zip(points, values):
                     findings.point_id = point.get("id")
                     converted.append(convert(value))
-        except _Mismatch as mismatch:
+        except Mismatch as mismatch:
             raise self._mismatch_error(column, mismatch, points[len(converted)]) from None
         try:
             return pa.array(converted, type=column.arrow_type)
@@ -469,14 +196,20 @@ class PointBatchBuilder:
                 collection=self.collection,
             ) from None
 
-    def _mismatch_error(self, column: _Column, mismatch: _Mismatch, point: Mapping[str, Any]) -> QdrantSchemaError:
+    def _mismatch_error(self, column: _Column, mismatch: Mismatch, point: Mapping[str, Any]) -> QdrantSchemaError:
         shown = repr(mismatch.value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         where = "point id" if column.source == "id" else f"column {column.key!r}"
+        if self.findings is not None:  # only ids and vectors get here: they cannot be read as null
+            fix = "infer the schema from more points (option sample_size, e.g. sample_size='all') or pass one"
+        else:
+            fix = (
+                "read with a schema that fits the data (e.g. string for values of several kinds) or let the "
+                "schema be inferred"
+            )
         return QdrantSchemaError(
             f"{where.capitalize()} expects {mismatch.expected.simpleString()!r} but point "
-            f"{point.get('id')!r} has {shown}: read with a schema that fits the data (e.g. string for "
-            "values of several kinds) or let the schema be inferred",
+            f"{point.get('id')!r} has {shown}: {fix}",
             collection=self.collection,
             point_ids=[point.get("id")],
         )

@@ -266,6 +266,20 @@ def test_warn_mode_through_spark_reads_every_point_and_only_the_unfitting_values
     }
 
 
+def test_an_id_the_inferred_schema_cannot_hold_fails_the_read_with_the_sample_size_fix(
+    qdrant_url, qdrant_api_key, collection_name
+) -> None:
+    _grown_collection(qdrant_url, qdrant_api_key, collection_name)
+    source = QdrantDataSource(_options(qdrant_url, qdrant_api_key, collection_name, num_partitions=1))
+    reader = source.reader(source.schema())
+    late_id = str(uuid.UUID(int=5, version=4))
+    _client(qdrant_url, qdrant_api_key).upsert(
+        collection_name, [models.PointStruct(id=late_id, vector=[1.0, 0.0], payload={"score": 1})]
+    )
+    with pytest.raises(QdrantSchemaError, match=f"(?s)Point id expects 'bigint' but point '{late_id}'.*sample_size"):
+        list(reader.read(reader.partitions()[0]))
+
+
 def test_a_schema_the_user_gives_is_a_choice_its_other_keys_are_not_reported(
     caplog, qdrant_url, qdrant_api_key, collection_name
 ) -> None:
