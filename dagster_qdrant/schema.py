@@ -1,8 +1,9 @@
 """The Spark schema of a collection: its vector columns, and inference from a sample of points.
 
-Inference looks at a sample of points and widens what it sees so one schema holds for the sample:
-integers and floats together become double, values of different kinds become a string (the JSON text of
-the non-strings), objects become structs with the union of their keys, lists become arrays. Vectors are
+Inference looks at a sample of points (drawn over the whole read by ``schema_sampling.py``) and widens
+what it sees so one schema holds the sample exactly: integers and floats together become double while
+every integer is exact as a double, values of different kinds become a string (the JSON text of the
+non-strings), objects become structs with the union of their keys, lists become arrays. Vectors are
 typed from the collection's configuration, not from the sample, so the schema does not depend on which
 points happen to carry which vector. Columns: ``id``, the payload keys (sorted, so the schema is the same
 whatever order points arrive in), then ``vector`` for the unnamed vector and one column per named vector.
