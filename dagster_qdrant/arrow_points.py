@@ -4,249 +4,54 @@ Each scroll page becomes one ``pyarrow.RecordBatch``. Columns are built whole: t
 are gathered from the page once, and when they already have the Python types Arrow takes as they are
 (strings for a string column, integers for a long column, ...) the column is one ``pa.array`` call. Dense
 vectors, the bulk of the bytes, become one flat numpy buffer and offsets, with no Python object per
-element on the way to Arrow. Any other value goes through a per-type converter that checks it, so a
-schema that does not fit the data fails with the column, the value and the point instead of a wrong row;
-the fast paths only take values that converter would pass unchanged, so both give the same batch.
+element on the way to Arrow. Any other value goes through a per-type converter that checks it
+(``arrow_values.py``), so a schema that does not fit the data fails with the column, the value and the
+point instead of a wrong row, or, for an inferred schema, is reported once per partition
+(``schema_findings.py``); the fast paths only take values that converter would pass unchanged, so both
+give the same batch.
 
 ``convert.py`` is the other direction (Spark rows to Qdrant points).
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (
     ArrayType,
-    BinaryType,
     BooleanType,
     ByteType,
     DataType,
-    DateType,
-    DecimalType,
     DoubleType,
     FloatType,
     IntegerType,
     LongType,
-    MapType,
     ShortType,
     StringType,
     StructType,
-    TimestampNTZType,
-    TimestampType,
 )
 
+from dagster_qdrant.arrow_values import (
+    Converter,
+    Mismatch,
+    ValuePath,
+    check_readable,
+    id_converter,
+    is_mixed,
+    value_converter,
+    vector_converter,
+)
 from dagster_qdrant.errors import QdrantSchemaError
 from dagster_qdrant.schema import ID_COLUMN
+from dagster_qdrant.schema_findings import SchemaFindings
 
-_LONG_MAX = 2**63 - 1
-_LONG_MIN = -(2**63)
 _NONE_TYPE = type(None)
-
-# ---------------------------------------------------------------------------------------------------
-# One value at a time, checked
-# ---------------------------------------------------------------------------------------------------
-
-
-class _Mismatch(Exception):
-    """A value that does not fit its column type; becomes a QdrantSchemaError naming the point."""
-
-    def __init__(self, value: Any, expected: DataType) -> None:
-        super().__init__(value, expected)
-        self.value = value
-        self.expected = expected
-
-
-Converter = Callable[[Any], Any]
-
-
-def _converter(data_type: DataType) -> Converter:
-    """A function from a JSON value to what pyarrow accepts for ``data_type``, raising _Mismatch."""
-    if isinstance(data_type, StringType):
-        return _to_string
-    if isinstance(data_type, (LongType, IntegerType, ShortType, ByteType)):
-        return _integer_converter(data_type)
-    if isinstance(data_type, (DoubleType, FloatType)):
-        return _number_converter(data_type)
-    if isinstance(data_type, BooleanType):
-        return _checked(data_type, lambda v: isinstance(v, bool), lambda v: v)
-    if isinstance(data_type, TimestampType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp)
-    if isinstance(data_type, TimestampNTZType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_timestamp_ntz)
-    if isinstance(data_type, DateType):
-        return _checked(data_type, lambda v: isinstance(v, str), _parse_date)
-    if isinstance(data_type, DecimalType):
-        return _decimal_converter(data_type)
-    if isinstance(data_type, BinaryType):
-        return _checked(data_type, lambda v: isinstance(v, str), base64.b64decode)
-    if isinstance(data_type, ArrayType):
-        return _array_converter(data_type)
-    if isinstance(data_type, StructType):
-        return _struct_converter(data_type)
-    if isinstance(data_type, MapType) and isinstance(data_type.keyType, StringType):
-        return _map_converter(data_type)
-    raise QdrantSchemaError(
-        f"Spark type {data_type.simpleString()!r} cannot be read from Qdrant JSON: use string, long, int, "
-        "double, float, boolean, decimal, date, timestamp, binary (base64 text), array, struct or "
-        "map<string, ...>"
-    )
-
-
-def check_readable(schema: StructType) -> None:
-    """Fail at planning time, not in a task, when a column has a type no point can fill."""
-    for field in schema.fields:
-        _converter(field.dataType)
-
-
-def _to_string(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
-def _checked(data_type: DataType, accepts: Callable[[Any], bool], convert: Converter) -> Converter:
-    def check(value: Any) -> Any:
-        if value is None:
-            return None
-        if not accepts(value):
-            raise _Mismatch(value, data_type)
-        try:
-            return convert(value)
-        except (ValueError, TypeError, decimal.InvalidOperation):
-            raise _Mismatch(value, data_type) from None
-
-    return check
-
-
-_INTEGER_BOUNDS = {
-    LongType: (_LONG_MIN, _LONG_MAX),
-    IntegerType: (-(2**31), 2**31 - 1),
-    ShortType: (-(2**15), 2**15 - 1),
-    ByteType: (-(2**7), 2**7 - 1),
-}
-
-
-def _integer_converter(data_type: DataType) -> Converter:
-    low, high = _INTEGER_BOUNDS[type(data_type)]
-
-    def accepts(value: Any) -> bool:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-    return _checked(data_type, accepts, int)
-
-
-def _number_converter(data_type: DataType) -> Converter:
-    return _checked(data_type, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), float)
-
-
-def _decimal_converter(data_type: DecimalType) -> Converter:
-    quantum = decimal.Decimal(1).scaleb(-data_type.scale)
-    context = decimal.Context(prec=data_type.precision + 1)  # the default 28 digits cannot hold decimal(38, s)
-
-    def convert(value: Any) -> decimal.Decimal:
-        number = decimal.Decimal(str(value))
-        rounded = number.quantize(quantum, context=context)
-        if rounded != number or len(rounded.as_tuple().digits) > data_type.precision:
-            raise ValueError("does not fit")
-        return rounded
-
-    return _checked(
-        data_type, lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool), convert
-    )
-
-
-def _parse_timestamp(text: str) -> dt.datetime:
-    """RFC 3339 text to an aware UTC datetime; text without an offset is taken as UTC."""
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-def _parse_timestamp_ntz(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value
-
-
-def _parse_date(text: str) -> dt.date:
-    if len(text) == 10:
-        return dt.date.fromisoformat(text)
-    return _parse_timestamp(text).date()
-
-
-def _array_converter(data_type: ArrayType) -> Converter:
-    element = _converter(data_type.elementType)
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise _Mismatch(value, data_type)
-        return [element(item) for item in value]
-
-    return convert
-
-
-def _struct_converter(data_type: StructType) -> Converter:
-    fields = [(field.name, _converter(field.dataType)) for field in data_type.fields]
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise _Mismatch(value, data_type)
-        return {name: field(value.get(name)) for name, field in fields}
-
-    return convert
-
-
-def _map_converter(data_type: MapType) -> Converter:
-    values = _converter(data_type.valueType)
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise _Mismatch(value, data_type)
-        return [(str(key), values(item)) for key, item in value.items()]
-
-    return convert
-
-
-def _id_converter(data_type: DataType) -> Converter:
-    if isinstance(data_type, StringType):
-        return str
-    if isinstance(data_type, (LongType, DecimalType)):
-        return _converter(data_type)
-    raise QdrantSchemaError(
-        f"Column {ID_COLUMN!r} has type {data_type.simpleString()!r}: point ids read as string (any id) "
-        "or long (integer ids)"
-    )
-
-
-def _as_list(vector: Any) -> list[Any]:
-    return vector.tolist() if isinstance(vector, np.ndarray) else vector
-
-
-def _vector_converter(data_type: DataType) -> Converter:
-    if isinstance(data_type, ArrayType) and isinstance(data_type.elementType, (FloatType, DoubleType)):
-        return _checked(data_type, lambda v: isinstance(v, (list, np.ndarray)), _as_list)
-    return _converter(data_type)
-
 
 # ---------------------------------------------------------------------------------------------------
 # Whole columns
@@ -286,14 +91,17 @@ class _Column:
     """numpy element type when the column holds dense vectors (built from one flat buffer), else None."""
 
 
-def _column(field: Any, arrow_type: pa.DataType, vector_names: Mapping[str, str]) -> _Column:
+def _column(
+    field: Any, arrow_type: pa.DataType, vector_names: Mapping[str, str], findings: SchemaFindings | None
+) -> _Column:
     data_type = field.dataType
     if field.name == ID_COLUMN:
-        source, key, convert = "id", ID_COLUMN, _id_converter(data_type)
+        source, key, convert = "id", ID_COLUMN, id_converter(data_type)
     elif field.name in vector_names:
-        source, key, convert = "vector", vector_names[field.name], _vector_converter(data_type)
+        source, key, convert = "vector", vector_names[field.name], vector_converter(data_type)
     else:
-        source, key, convert = "payload", field.name, _converter(data_type)
+        where = ValuePath(field.name, findings)
+        source, key, convert = "payload", field.name, value_converter(data_type, where, is_mixed(field))
     vector_dtype = None
     if source == "vector" and isinstance(data_type, ArrayType):
         vector_dtype = _VECTOR_ELEMENT_DTYPES.get(type(data_type.elementType))
@@ -313,22 +121,32 @@ class PointBatchBuilder:
     """Turns pages of points into record batches with the schema's exact Arrow types.
 
     ``vector_names`` maps each vector column to its Qdrant vector name; every other column but ``id``
-    is a payload key.
+    is a payload key. With ``findings`` (a read of an inferred schema) payload keys and values the schema
+    has no room for are recorded there instead of failing the page (``schema_findings``).
     """
 
-    def __init__(self, schema: StructType, vector_names: Mapping[str, str], collection: str) -> None:
+    def __init__(
+        self,
+        schema: StructType,
+        vector_names: Mapping[str, str],
+        collection: str,
+        findings: SchemaFindings | None = None,
+    ) -> None:
         self.schema = schema
         self.collection = collection
+        self.findings = findings
         self.arrow_schema = to_arrow_schema(schema, timezone="UTC")
         self._columns = [
-            _column(field, self.arrow_schema.field(index).type, vector_names)
+            _column(field, self.arrow_schema.field(index).type, vector_names, findings)
             for index, field in enumerate(schema.fields)
         ]
+        self._payload_keys = frozenset(column.key for column in self._columns if column.source == "payload")
 
     def to_batch(self, points: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
         sources = {column.source for column in self._columns}
         ids = [point.get("id") for point in points]
-        payloads = [point.get("payload") or {} for point in points] if "payload" in sources else []
+        wanted = "payload" in sources or self.findings is not None
+        payloads = [point.get("payload") or {} for point in points] if wanted else []
         vectors = [point.get("vector") for point in points] if "vector" in sources else []
         arrays = []
         for column in self._columns:
@@ -339,7 +157,18 @@ class PointBatchBuilder:
             else:
                 values = [_vector_of(vector, column.key) for vector in vectors]
             arrays.append(self._array(column, values, points))
+        if self.findings is not None:
+            self._find_unknown_keys(points, payloads)
+            self.findings.check_page()
         return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+
+    def _find_unknown_keys(self, points: Sequence[Mapping[str, Any]], payloads: list[Any]) -> None:
+        assert self.findings is not None
+        known = self._payload_keys
+        for point, payload in zip(points, payloads):
+            extra = payload.keys() - known
+            for key in extra:
+                self.findings.unknown_key(key, 1, point.get("id"))
 
     def _array(self, column: _Column, values: list[Any], points: Sequence[Mapping[str, Any]]) -> pa.Array:
         """The column's Arrow array: built whole when the values allow it, else value by value, checked."""
@@ -347,10 +176,16 @@ class PointBatchBuilder:
         if whole is not None:
             return whole
         converted: list[Any] = []
+        convert, findings = column.convert, self.findings
         try:
-            for value in values:
-                converted.append(column.convert(value))
-        except _Mismatch as mismatch:
+            if findings is None or column.source != "payload":
+                for value in values:
+                    converted.append(convert(value))
+            else:
+                for point, value in zip(points, values):
+                    findings.point_id = point.get("id")
+                    converted.append(convert(value))
+        except Mismatch as mismatch:
             raise self._mismatch_error(column, mismatch, points[len(converted)]) from None
         try:
             return pa.array(converted, type=column.arrow_type)
@@ -361,14 +196,20 @@ class PointBatchBuilder:
                 collection=self.collection,
             ) from None
 
-    def _mismatch_error(self, column: _Column, mismatch: _Mismatch, point: Mapping[str, Any]) -> QdrantSchemaError:
+    def _mismatch_error(self, column: _Column, mismatch: Mismatch, point: Mapping[str, Any]) -> QdrantSchemaError:
         shown = repr(mismatch.value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         where = "point id" if column.source == "id" else f"column {column.key!r}"
+        if self.findings is not None:  # only ids and vectors get here: they cannot be read as null
+            fix = "infer the schema from more points (option sample_size, e.g. sample_size='all') or pass one"
+        else:
+            fix = (
+                "read with a schema that fits the data (e.g. string for values of several kinds) or let the "
+                "schema be inferred"
+            )
         return QdrantSchemaError(
             f"{where.capitalize()} expects {mismatch.expected.simpleString()!r} but point "
-            f"{point.get('id')!r} has {shown}: read with a schema that fits the data (e.g. string for "
-            "values of several kinds) or let the schema be inferred",
+            f"{point.get('id')!r} has {shown}: {fix}",
             collection=self.collection,
             point_ids=[point.get("id")],
         )

@@ -49,16 +49,15 @@ from dagster_qdrant.partitions import (
 from dagster_qdrant.pushdown import Condition, FilterTranslator, combine_filters
 from dagster_qdrant.schema import (
     ID_COLUMN,
+    INFERRED_METADATA_KEY,
     VECTOR_COLUMN,
     VectorColumn,
-    infer_schema,
     select_vectors,
     vector_columns_from_collection,
-    vector_columns_from_points,
 )
+from dagster_qdrant.schema_findings import SchemaFindings
+from dagster_qdrant.schema_sampling import infer_sampled_schema
 
-SAMPLE_SIZE = 1000
-"""Points sampled to infer a schema: enough to see the usual payload keys, one or a few requests."""
 PUSHDOWN_CONF = "spark.sql.python.filterPushdown.enabled"
 
 
@@ -93,24 +92,9 @@ def _vector_request(vectors: Sequence[VectorColumn]) -> bool | list[str]:
 
 
 def infer_read_schema(options: ReadOptions) -> StructType:
-    """The schema of a read: id, the payload keys of a sample of the points it reads, its vectors."""
+    """The schema of a read, inferred from a sample spread over the points it reads (``schema_sampling``)."""
     http = QdrantHttp(options)
-    info = _collection_info(http, options.collection)
-    declared = vector_columns_from_collection(info)
-    body: dict[str, Any] = {
-        "limit": SAMPLE_SIZE,
-        "with_payload": _listed(options.with_payload),
-        "with_vector": declared is None and options.with_vectors is not False,
-    }
-    if options.filter:
-        body["filter"] = options.filter
-    if options.offset is not None:
-        body["offset"] = options.offset
-    if options.limit is not None:
-        body["limit"] = min(SAMPLE_SIZE, options.limit)
-    points, _ = http.scroll(options.collection, body)
-    vectors = declared if declared is not None else vector_columns_from_points(points)
-    return infer_schema(points, select_vectors(vectors, options.with_vectors))
+    return infer_sampled_schema(http, options, _collection_info(http, options.collection))
 
 
 class QdrantDataSource(DataSource):
@@ -224,17 +208,41 @@ class QdrantReader(DataSourceReader):
     # -- reading ---------------------------------------------------------------------------------
 
     def scroll_request(self) -> dict[str, Any]:
-        """What each scroll asks for: the payload keys of the schema and its vectors."""
+        """What each scroll asks for: the payload keys of the schema and its vectors.
+
+        A read of an inferred schema asks for the payload the sample was drawn from, so the keys the sample
+        missed come back and are reported (``schema_findings``) instead of never being seen.
+        """
         with_payload: Any = _listed(self.options.with_payload)
-        if with_payload is True:
+        if self.sample is None and with_payload is True:
             with_payload = self.payload_columns or False
-        elif not self.payload_columns:
+        elif self.sample is None and not self.payload_columns:
             with_payload = False
         return {"with_payload": with_payload, "with_vector": _vector_request(self.vectors)}
 
+    @property
+    def sample(self) -> dict[str, Any] | None:
+        """What an inferred schema was inferred from; None for a schema the user gave."""
+        if ID_COLUMN not in self.schema.fieldNames():
+            return None
+        return self.schema[ID_COLUMN].metadata.get(INFERRED_METADATA_KEY)
+
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         assert isinstance(partition, ScrollPartition)
-        builder = PointBatchBuilder(self.schema, self.vector_names, self.options.collection)
+        sample = self.sample
+        findings = None
+        if sample is not None:
+            findings = SchemaFindings(
+                self.options.schema_mismatch, self.options.collection, sample, partition=partition.index
+            )
+        builder = PointBatchBuilder(self.schema, self.vector_names, self.options.collection, findings)
+        try:
+            yield from self._batches(builder, partition)
+        finally:
+            if findings is not None:
+                findings.warn()
+
+    def _batches(self, builder: PointBatchBuilder, partition: ScrollPartition) -> Iterator[pa.RecordBatch]:
         pages = scroll_partition(
             _ArrayScroll(QdrantHttp(self.options)),
             self.options.collection,

@@ -308,6 +308,17 @@ def column_mapping(name: str, value: Any) -> dict[str, str]:
     raise fail(name, value, allowed)
 
 
+def sample_size(name: str, value: Any) -> int | str:
+    """Points sampled for schema inference: an integer >= 1, or ``"all"`` for every point."""
+    allowed = "an integer >= 1, or 'all' to infer the schema from every point"
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return "all"
+    number = _integer(name, value, allowed)
+    if number < 1:
+        raise fail(name, value, allowed)
+    return number
+
+
 def choice(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
     """A parser for one of a few names, case-insensitive, returned in its canonical spelling."""
 

@@ -39,6 +39,12 @@ others (``error``); every decimal as its exact text (``string``); as the nearest
 PARTITIONING_MODES = ("auto", "slice", "id_range")
 """How a parallel read splits the points: ``auto`` uses hash slices on Qdrant 1.19+ (read from ``GET /``)
 and id ranges on older servers; ``slice`` and ``id_range`` force one way."""
+# Schema inference: the sample and what a read does with what the sample missed.
+DEFAULT_SAMPLE_SIZE = 1000
+"""Points sampled, spread over the whole read, to infer a schema; ``"all"`` reads every point's payload."""
+SCHEMA_MISMATCH_MODES = ("warn", "error")
+"""What a read with an inferred schema does with a payload key or a value the schema has no room for:
+``warn`` reads the rest and logs once per partition (key, count, fix); ``error`` fails the read."""
 _SECRET_HEADERS = frozenset({"api-key", "authorization", "proxy-authorization", "cookie"})
 
 
@@ -216,8 +222,13 @@ class ReadOptions(ConnectionOptions):
     num_partitions: int | None = None
     partitioning: str = "auto"
     schema: str | None = None
+    # Schema inference (see DEFAULT_SAMPLE_SIZE and SCHEMA_MISMATCH_MODES).
+    sample_size: int | str = DEFAULT_SAMPLE_SIZE
+    schema_mismatch: str = "warn"
 
     _parsers: ClassVar[dict[str, Any]] = {
+        "sample_size": parse.sample_size,
+        "schema_mismatch": parse.choice(SCHEMA_MISMATCH_MODES),
         "collection": parse.collection,
         "with_payload": parse.with_payload,
         "with_vectors": parse.with_vectors,
@@ -376,12 +387,14 @@ def build_qdrant_write_config(endpoint: str, collection: str, **options: Any) ->
 __all__ = [
     "DECIMAL_MODES",
     "DEFAULT_MAX_BATCH_BYTES",
+    "DEFAULT_SAMPLE_SIZE",
     "NON_FINITE_MODES",
     "PARTITIONING_MODES",
     "QDRANT_CONFIG_OPTION",
     "QDRANT_FORMAT",
     "QDRANT_MAX_BODY_BYTES",
     "QDRANT_SCHEMA_OPTION",
+    "SCHEMA_MISMATCH_MODES",
     "ConnectionOptions",
     "QdrantConfig",
     "ReadOptions",

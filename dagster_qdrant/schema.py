@@ -1,8 +1,9 @@
 """The Spark schema of a collection: its vector columns, and inference from a sample of points.
 
-Inference looks at a sample of points and widens what it sees so one schema holds for the sample:
-integers and floats together become double, values of different kinds become a string (the JSON text of
-the non-strings), objects become structs with the union of their keys, lists become arrays. Vectors are
+Inference looks at a sample of points (drawn over the whole read by ``schema_sampling.py``) and widens
+what it sees so one schema holds the sample exactly: integers and floats together become double while
+every integer is exact as a double, values of different kinds become a string (the JSON text of the
+non-strings), objects become structs with the union of their keys, lists become arrays. Vectors are
 typed from the collection's configuration, not from the sample, so the schema does not depend on which
 points happen to carry which vector. Columns: ``id``, the payload keys (sorted, so the schema is the same
 whatever order points arrive in), then ``vector`` for the unnamed vector and one column per named vector.
@@ -36,6 +37,10 @@ VECTOR_COLUMN = "vector"
 MIXED_METADATA_KEY = "qdrant.mixed"
 """Field metadata set on columns inferred as string because the sample held values of several kinds:
 their text is not what Qdrant stores, so filters on them are not pushed down."""
+INFERRED_METADATA_KEY = "qdrant.inferred"
+"""Metadata of the ``id`` column of an inferred schema: what the sample was (``{"sampled": n, "of": N}``).
+It tells a read that its schema is a guess from a sample, so keys and types outside it are reported,
+whereas the columns of a schema the user gives are a choice."""
 
 SPARSE_VECTOR_TYPE = StructType(
     [
@@ -126,10 +131,13 @@ def select_vectors(columns: Sequence[VectorColumn], with_vectors: bool | Sequenc
 # ---------------------------------------------------------------------------------------------------
 # Inference
 # ---------------------------------------------------------------------------------------------------
-# While sampling, a type is one of: "null", "boolean", "long", "double", "string", "mixed",
-# ("array", element type) or ("struct", {key: type}). It becomes a Spark type at the end.
+# While sampling, a type is one of: "null", "boolean", "long", "wide_long" (an integer a double cannot hold
+# exactly), "double", "string", "mixed", ("array", element type) or ("struct", {key: type}). It becomes a
+# Spark type at the end. "wide_long" exists so that widening never rounds: long + double is double only
+# while every integer seen is exact as a double; past that the values stay whole as JSON text (mixed).
 
 _Kind = Any
+_NUMBERS = frozenset({"long", "wide_long", "double"})
 
 
 def _kind_of(value: Any) -> _Kind:
@@ -138,7 +146,10 @@ def _kind_of(value: Any) -> _Kind:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
-        return "long" if _LONG_MIN <= value <= _LONG_MAX else "double"
+        exact = float(value) == value
+        if _LONG_MIN <= value <= _LONG_MAX:
+            return "long" if exact else "wide_long"
+        return "double" if exact else "mixed"
     if isinstance(value, float):
         return "double"
     if isinstance(value, str):
@@ -154,14 +165,16 @@ def _kind_of(value: Any) -> _Kind:
 
 
 def _merge(left: _Kind, right: _Kind) -> _Kind:
-    """The narrowest kind holding both: null is absorbed, long+double is double, the rest is mixed."""
+    """The narrowest kind holding both exactly: null is absorbed, long + double is double, the rest mixed."""
     if left == right:
         return left
     if left == "null":
         return right
     if right == "null":
         return left
-    if isinstance(left, str) and isinstance(right, str) and {left, right} == {"long", "double"}:
+    if isinstance(left, str) and isinstance(right, str) and {left, right} <= _NUMBERS:
+        if "wide_long" in (left, right):
+            return "mixed" if "double" in (left, right) else "wide_long"
         return "double"
     if isinstance(left, tuple) and isinstance(right, tuple) and left[0] == right[0]:
         if left[0] == "array":
@@ -174,7 +187,8 @@ def _merge(left: _Kind, right: _Kind) -> _Kind:
 
 
 def _spark_field(name: str, kind: _Kind) -> StructField:
-    metadata = {MIXED_METADATA_KEY: True} if kind == "mixed" else {}
+    # Only nulls seen: a string column of JSON text, like mixed values, since any kind may come.
+    metadata = {MIXED_METADATA_KEY: True} if kind in ("mixed", "null") else {}
     return StructField(name, _spark_type(kind), nullable=True, metadata=metadata)
 
 
@@ -183,7 +197,8 @@ def _spark_type(kind: _Kind) -> DataType:
         return ArrayType(_spark_type(kind[1]), containsNull=True)
     if isinstance(kind, tuple):
         return StructType([_spark_field(key, kind[1][key]) for key in sorted(kind[1])])
-    return {"boolean": BooleanType(), "long": LongType(), "double": DoubleType()}.get(kind, StringType())
+    types = {"boolean": BooleanType(), "long": LongType(), "wide_long": LongType(), "double": DoubleType()}
+    return types.get(kind, StringType())
 
 
 def infer_id_type(ids: Iterable[Any]) -> DataType:
@@ -196,6 +211,53 @@ def infer_id_type(ids: Iterable[Any]) -> DataType:
     return LongType() if seen else StringType()
 
 
+class SchemaInference:
+    """The widened kinds of every payload key seen so far, fed a page at a time.
+
+    Pages are folded in as they arrive, so a sample of the whole collection (``sample_size="all"``) needs
+    memory for the kinds, not for the points.
+    """
+
+    def __init__(self) -> None:
+        self.payload: dict[str, _Kind] = {}
+        self.points = 0
+        self._long_ids = True
+
+    def add(self, points: Iterable[Mapping[str, Any]]) -> None:
+        payload = self.payload
+        for point in points:
+            self.points += 1
+            point_id = point.get("id")
+            if self._long_ids and (not isinstance(point_id, int) or point_id > _LONG_MAX):
+                self._long_ids = False
+            for key, value in (point.get("payload") or {}).items():
+                payload[key] = _merge(payload.get(key, "null"), _kind_of(value))
+
+    def schema(
+        self,
+        vectors: Sequence[VectorColumn],
+        *,
+        include_id: bool = True,
+        id_metadata: Mapping[str, Any] | None = None,
+    ) -> StructType:
+        """id, the payload keys sorted, then the chosen vector columns."""
+        fields: list[StructField] = []
+        if include_id:
+            id_type = LongType() if self._long_ids and self.points else StringType()
+            fields.append(StructField(ID_COLUMN, id_type, nullable=False, metadata=dict(id_metadata or {})))
+        reserved = {ID_COLUMN} | {vector.column for vector in vectors}
+        for key in sorted(self.payload):
+            if key in reserved:
+                raise QdrantSchemaError(
+                    f"Payload field {key!r} has the name of the {'id' if key == ID_COLUMN else 'vector'} column: "
+                    f"leave it out with with_payload={{'exclude': [{key!r}]}} or read without that vector"
+                )
+            fields.append(_spark_field(key, self.payload[key]))
+        for vector in vectors:
+            fields.append(StructField(vector.column, vector.data_type, nullable=True))
+        return StructType(fields)
+
+
 def infer_schema(
     points: Sequence[Mapping[str, Any]],
     vectors: Sequence[VectorColumn],
@@ -203,34 +265,21 @@ def infer_schema(
     include_id: bool = True,
 ) -> StructType:
     """The schema of sampled points: id, payload keys sorted, then the chosen vector columns."""
-    payload: dict[str, _Kind] = {}
-    for point in points:
-        for key, value in (point.get("payload") or {}).items():
-            payload[key] = _merge(payload.get(key, "null"), _kind_of(value))
-    fields: list[StructField] = []
-    if include_id:
-        fields.append(StructField(ID_COLUMN, infer_id_type(p["id"] for p in points), nullable=False))
-    reserved = {ID_COLUMN} | {vector.column for vector in vectors}
-    for key in sorted(payload):
-        if key in reserved:
-            raise QdrantSchemaError(
-                f"Payload field {key!r} has the name of the {'id' if key == ID_COLUMN else 'vector'} column: "
-                f"leave it out with with_payload={{'exclude': [{key!r}]}} or read without that vector"
-            )
-        fields.append(_spark_field(key, payload[key]))
-    for vector in vectors:
-        fields.append(StructField(vector.column, vector.data_type, nullable=True))
-    return StructType(fields)
+    inference = SchemaInference()
+    inference.add(points)
+    return inference.schema(vectors, include_id=include_id)
 
 
 __all__ = [
     "DENSE_VECTOR_TYPE",
     "ID_COLUMN",
+    "INFERRED_METADATA_KEY",
     "MIXED_METADATA_KEY",
     "MULTI_VECTOR_TYPE",
     "SPARSE_VECTOR_TYPE",
     "VECTOR_COLUMN",
     "QdrantSchemaError",
+    "SchemaInference",
     "VectorColumn",
     "infer_id_type",
     "infer_schema",

@@ -51,6 +51,8 @@ def test_read_defaults_match_the_documented_ones() -> None:
         "num_partitions": None,
         "partitioning": "auto",
         "schema": None,
+        "sample_size": 1000,
+        "schema_mismatch": "warn",
     }
     json.dumps(config)
 

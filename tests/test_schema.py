@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -13,6 +17,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from dagster_qdrant.arrow_points import PointBatchBuilder
 from dagster_qdrant.errors import QdrantConfigError
 from dagster_qdrant.schema import (
     DENSE_VECTOR_TYPE,
@@ -27,6 +32,7 @@ from dagster_qdrant.schema import (
     vector_columns_from_collection,
     vector_columns_from_points,
 )
+from dagster_qdrant.schema_findings import SchemaFindings
 
 POINTS = [
     {"id": 1, "payload": {"title": "a", "score": 1, "tags": ["x"], "meta": {"page": 1}}, "vector": [0.5, 1.0]},
@@ -103,3 +109,76 @@ def test_vectors_seen_in_points_when_the_server_gives_no_config() -> None:
 def test_a_payload_key_named_like_the_id_column_is_a_clear_error() -> None:
     with pytest.raises(QdrantSchemaError, match="exclude"):
         infer_schema([{"id": 1, "payload": {"id": "x"}}], [])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Widening never rounds, and a schema inferred from every point holds every point
+# ---------------------------------------------------------------------------------------------------
+
+def test_integers_a_double_cannot_hold_exactly_never_widen_to_double() -> None:
+    big = 2**53 + 1  # float(big) == 2**53: a double column would round it
+    schema = infer_schema([{"id": 1, "payload": {"n": big}}, {"id": 2, "payload": {"n": 0.5}}], [])
+    assert schema["n"].dataType == StringType() and schema["n"].metadata == {MIXED_METADATA_KEY: True}
+    exact = infer_schema([{"id": 1, "payload": {"n": 2**53}}, {"id": 2, "payload": {"n": 0.5}}], [])
+    assert exact["n"].dataType == DoubleType()
+    assert infer_schema([{"id": 1, "payload": {"n": big}}, {"id": 2, "payload": {"n": 3}}], [])["n"].dataType == LongType()
+    assert infer_schema([{"id": 1, "payload": {"n": 2**64 - 1}}], [])["n"].dataType == StringType()
+
+
+def test_a_key_seen_only_as_null_is_text_of_any_kind_and_not_pushed_down() -> None:
+    schema = infer_schema([{"id": 1, "payload": {"maybe": None}}], [])
+    assert schema["maybe"].dataType == StringType() and schema["maybe"].metadata == {MIXED_METADATA_KEY: True}
+
+
+_RESERVED = {"id", "vector"}
+_keys = st.text(alphabet="abcxyz_", min_size=1, max_size=4).filter(lambda key: key not in _RESERVED)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.sampled_from([2**53, 2**53 + 1, 2**63 - 1, -(2**63), 0, 1])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
+    max_leaves=8,
+)
+_payloads = st.lists(st.dictionaries(_keys, _values, max_size=4), min_size=1, max_size=12)
+
+
+def _same(value, read, data_type, mixed: bool) -> None:
+    """``read`` is ``value`` as the README says a column of ``data_type`` holds it, exactly."""
+    if value is None:
+        assert read is None
+    elif isinstance(data_type, StringType) and (mixed or not isinstance(value, str)):
+        assert read == value if isinstance(value, str) else json.loads(read) == value
+        assert not isinstance(value, float) or json.loads(read) == value
+    elif isinstance(data_type, (LongType, DoubleType, BooleanType)):
+        assert read == value and type(read) is {LongType: int, DoubleType: float, BooleanType: bool}[type(data_type)]
+    elif isinstance(data_type, StringType):
+        assert read == value
+    elif isinstance(data_type, ArrayType):
+        assert len(read) == len(value)
+        for item, read_item in zip(value, read):
+            _same(item, read_item, data_type.elementType, True)  # elements carry no metadata
+    else:
+        assert set(value) <= set(data_type.fieldNames())
+        for field in data_type.fields:
+            _same(value.get(field.name), read[field.name], field.dataType, bool(field.metadata.get(MIXED_METADATA_KEY)))
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(_payloads)
+def test_a_schema_inferred_from_every_point_reads_every_value_back_exactly(payloads) -> None:
+    points = [{"id": index, "payload": payload} for index, payload in enumerate(payloads)]
+    schema = infer_schema(points, [])
+    strict = SchemaFindings("error", "c", {"sampled": len(points)})
+    batch = PointBatchBuilder(schema, {}, "c", strict).to_batch(points).to_pylist()
+    assert not strict
+    for point, row in zip(points, batch):
+        assert row["id"] == point["id"]
+        for field in schema.fields[1:]:
+            value = point["payload"].get(field.name)
+            _same(value, row[field.name], field.dataType, bool(field.metadata.get(MIXED_METADATA_KEY)))
