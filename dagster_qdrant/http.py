@@ -361,13 +361,33 @@ class QdrantHttp:
         collection: str,
         body: dict[str, Any] | bytes,
         wait: bool = True,
-        method: str = "PUT",
         point_ids: list[Any] | None = None,
     ) -> Any:
-        """Upsert points (``{"batch": ...}`` or ``{"points": [...]}``, or its pre-encoded bytes)."""
+        """``PUT .../points``: upsert ``{"batch": ...}`` or ``{"points": [...]}`` (or its pre-encoded bytes)."""
         return self.request(
-            method.upper(),
+            "PUT",
             _collection_path(collection) + "/points",
+            body,
+            {"wait": _flag(wait)},
+            collection=collection,
+            point_ids=point_ids,
+        )
+
+    def batch_update(
+        self,
+        collection: str,
+        body: dict[str, Any] | bytes,
+        wait: bool = True,
+        point_ids: list[Any] | None = None,
+    ) -> Any:
+        """``POST .../points/batch``: apply ``{"operations": [{"upsert": ...}, {"delete": ...}, ...]}`` in order.
+
+        The write path for servers or proxies that refuse PUT (``write_method="post"``). Not ``POST .../points``,
+        which Qdrant answers as a retrieve by ``ids``.
+        """
+        return self.request(
+            "POST",
+            _collection_path(collection) + "/points/batch",
             body,
             {"wait": _flag(wait)},
             collection=collection,
