@@ -30,7 +30,7 @@ from dagster_qdrant import http as qdrant_http
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions, build_qdrant_write_config
 from dagster_qdrant.points import read_qdrant_points, write_qdrant_points
-from tests.faultproxy import FaultProxy, SeenRequest
+from faultproxy import FaultProxy, SeenRequest
 
 openapi_schema_validator = pytest.importorskip("openapi_schema_validator")
 
