@@ -265,14 +265,14 @@ def test_spark_writes_reads_and_io_manager_requests_match_the_spec(
         write=QdrantWriteConfig(batch_size=5, write_method="post"),
         progress_interval=3600,
     )
-    for asset, partitions in (("spec_asset", {}), ("spec_parted", {"partition_key": "x",
-                                                                   "asset_partitions_def": StaticPartitionsDefinition(["x", "y"])})):
-        for _ in range(2):  # the second time swaps the alias / replaces the partition
-            with build_output_context(asset_key=asset, **partitions) as context:
-                io_manager.handle_output(context, frame)
-        upstream = build_output_context(asset_key=asset)
-        with build_input_context(asset_key=asset, upstream_output=upstream, **partitions) as context:
-            assert io_manager.load_input(context).count() == 12
+    parted = {"partition_key": "x", "asset_partitions_def": StaticPartitionsDefinition(["x", "y"])}
+    # twice unpartitioned (the second swaps the alias in one request), once partitioned (delete by filter, index)
+    for asset, partitions in (("spec_asset", {}), ("spec_asset", {}), ("spec_parted", parted)):
+        with build_output_context(asset_key=asset, **partitions) as context:
+            io_manager.handle_output(context, frame)
+    upstream = build_output_context(asset_key="spec_parted")
+    with build_input_context(asset_key="spec_parted", upstream_output=upstream, **parted) as context:
+        assert io_manager.load_input(context).count() == 12
     operations = set(operation_ids(spec, recorder.requests))
     assert {"batch_update", "delete_points", "update_aliases", "create_field_index", "scroll_points"} <= operations
     upserts = [seen for seen in recorder.requests if carries_points(seen)]
