@@ -11,12 +11,26 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
 _ID_SAMPLE_SIZE = 10
 MASK = "***"
+_SECRET_HEADER = re.compile(r"key|token|secret|auth|cookie|pass", re.IGNORECASE)
+
+
+def secret_values(headers: dict[str, str]) -> tuple[str, ...]:
+    """The credentials among request headers: whole values, and the token of ``Bearer <token>`` forms."""
+    secrets: set[str] = set()
+    for name, value in headers.items():
+        if _SECRET_HEADER.search(name) and value.strip():
+            secrets.add(value.strip())
+            token = value.strip().partition(" ")[2].strip()
+            if token:
+                secrets.add(token)
+    return tuple(sorted(secrets, key=len, reverse=True))
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -160,4 +174,5 @@ __all__ = [
     "QdrantSchemaError",
     "QdrantWriteError",
     "redact",
+    "secret_values",
 ]

@@ -13,6 +13,7 @@ without it. The engine holds the process-wide WAL lock, so only one server can o
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 import threading
@@ -34,6 +35,7 @@ from dagster_qdrant.embedded.errors import (
     not_found,
 )
 
+LOG = logging.getLogger("dagster_qdrant.embedded")
 _FORBIDDEN_NAME_CHARACTERS = '<>:"/\\|?*\0\x1f'
 """Qdrant's own list (common::validation::validate_collection_name), checked when a collection is created."""
 MAX_NAME_LENGTH = 255
@@ -188,8 +190,11 @@ class Store:
             del self._collections[name]
             remaining = {alias: target for alias, target in self._aliases.items() if target != name}
             if remaining != self._aliases:
-                self._aliases = remaining  # on disk, aliases of a missing collection are dropped at start
-                write_json_atomically(self.aliases_path, remaining)
+                self._aliases = remaining
+                try:
+                    write_json_atomically(self.aliases_path, remaining)
+                except OSError:  # the collection is gone either way: at start, aliases to it are dropped
+                    LOG.warning("could not rewrite %s after deleting %r", self.aliases_path, name, exc_info=True)
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
