@@ -136,8 +136,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes | bytearray:
         """The body, framed, capped and decoded by ``body`` (Qdrant's limits and words)."""
-        if self.headers.get("Transfer-Encoding", "").strip().lower() == "chunked":
+        transfer_encoding = self.headers.get("Transfer-Encoding", "").strip().lower()
+        if transfer_encoding == "chunked":
             raw: bytes | bytearray = request_body.read_chunked(self.rfile.readline, self.rfile.read)
+        elif transfer_encoding:
+            raise request_body.FramingError(f"Bad request: unsupported Transfer-Encoding {transfer_encoding!r}")
         else:
             length = request_body.declared_length(self.headers.get_all("Content-Length") or [])
             if length > request_body.MAX_REQUEST_BYTES:

@@ -137,6 +137,13 @@ def test_a_chunked_body_with_a_bad_chunk_is_a_400(server: Any, baseline: dict[st
     assert answer[1].get("connection") == "close"
 
 
+def test_a_transfer_encoding_other_than_chunked_is_a_400(server: Any, baseline: dict[str, int]) -> None:
+    head = request_head("POST", SCROLL, {"Transfer-Encoding": "gzip, chunked"})
+    answer = exchange(server.url, head, b"2\r\n{}\r\n0\r\n\r\n")
+    assert_refused(server, baseline, answer, "Transfer-Encoding")
+    assert answer[1].get("connection") == "close"
+
+
 def test_a_well_formed_chunked_body_still_works(server: Any) -> None:
     body = b'{"limit": 1}'
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:5], body[5:])) + b"0\r\n\r\n"
