@@ -296,7 +296,13 @@ def register_qdrant_data_source(spark: Any) -> None:
 
     The registered class is a subclass carrying the session's default parallelism, because the data
     source runs in Python workers that cannot ask Spark for it; Spark ships the class by value.
+
+    It also makes ``spark`` the active session of the calling thread: Spark finds a Python data source
+    through the active session of the JVM thread that runs the query, and with PySpark's pinned threads a
+    thread other than the main one starts with none, so ``format("qdrant")`` would not be found there
+    (``DATA_SOURCE_NOT_FOUND``). Call this in every thread that reads or writes; the IO manager does.
     """
+    _make_active(spark)
     spark.conf.set(PUSHDOWN_CONF, "true")
     source: type[QdrantDataSource] = QdrantDataSource
     try:
@@ -313,6 +319,19 @@ def register_qdrant_data_source(spark: Any) -> None:
             {"default_num_partitions": parallelism, "__module__": __name__, "__doc__": QdrantDataSource.__doc__},
         )
     spark.dataSource.register(source)
+
+
+def _make_active(spark: Any) -> None:
+    """Make ``spark`` the active session of this thread, in Python and in its JVM thread (as
+    ``createDataFrame`` does). Spark Connect sessions have no JVM here and look data sources up by session."""
+    from pyspark.sql import SparkSession
+
+    jvm = getattr(spark, "_jvm", None)
+    jsession = getattr(spark, "_jsparkSession", None)
+    if jvm is None or jsession is None or not isinstance(spark, SparkSession):
+        return
+    SparkSession._activeSession = spark
+    SparkSession._get_j_spark_session_class(jvm).setActiveSession(jsession)
 
 
 def check_worker_python(python: str) -> None:

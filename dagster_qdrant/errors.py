@@ -3,15 +3,49 @@
 Every error a user can cause carries what went wrong and how to fix it. Errors coming from the server
 also carry the HTTP status, the collection and, for writes, a sample of the point ids involved, so a
 failing Spark task or Dagster step can be traced to the rows that caused it. Secrets (the API key) are
-never part of any message.
+never part of any message: a server or a proxy in front of it may quote the request's headers in an error
+body, so the HTTP client passes every error through ``redact`` before raising it.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 _ID_SAMPLE_SIZE = 10
+MASK = "***"
+_SECRET_HEADER = re.compile(r"key|token|secret|auth|cookie|pass", re.IGNORECASE)
+
+
+def secret_values(headers: dict[str, str]) -> tuple[str, ...]:
+    """The credentials among request headers: whole values, and the token of ``Bearer <token>`` forms."""
+    secrets: set[str] = set()
+    for name, value in headers.items():
+        if _SECRET_HEADER.search(name) and value.strip():
+            secrets.add(value.strip())
+            token = value.strip().partition(" ")[2].strip()
+            if token:
+                secrets.add(token)
+    return tuple(sorted(secrets, key=len, reverse=True))
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The ways a secret can appear when a server quotes it: as sent, JSON-escaped, URL- or HTML-encoded."""
+    if not secret:
+        return set()
+    return {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), html.escape(secret)} - {""}
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every form of every secret replaced by ``***`` (longest first, so none is left in part)."""
+    forms = {form for secret in secrets for form in secret_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text
 
 
 def _sample(point_ids: Iterable[Any] | None) -> list[Any]:
@@ -54,6 +88,11 @@ class QdrantError(Exception):
         if not details:
             return self.message
         return f"{self.message} ({', '.join(details)})"
+
+    def redact(self, secrets: Iterable[str]) -> None:
+        """Mask the secrets in this error's message (and so in its str, repr and args)."""
+        self.message = redact(self.message, secrets)
+        self.args = (self._full_message(),)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Spark ships exceptions from executors to the driver by pickling them; keyword-only
@@ -134,4 +173,6 @@ __all__ = [
     "QdrantRequestError",
     "QdrantSchemaError",
     "QdrantWriteError",
+    "redact",
+    "secret_values",
 ]

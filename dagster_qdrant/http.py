@@ -10,7 +10,12 @@ Why each piece is here:
 - each body read in one piece (``_whole_body``), not ``requests``' 10 KB steps;
 - retries only where retrying can help (408, 429 with ``Retry-After``, 5xx, dropped connections and
   timeouts) with exponential backoff and jitter; any other 4xx is raised at once with the server's message;
-- errors mapped to errors.py with the status, the collection and the point ids involved, never the API key.
+- errors mapped to errors.py with the status, the collection and the point ids involved, never the API key:
+  a server or proxy may quote the request's headers in an error body, so every error this client raises and
+  every line it logs has the secrets it sends (api-key, Authorization and other credential headers) masked.
+
+Over 400 lines because it is one class of typed endpoints (each a few lines) around one retry loop; split,
+the endpoints would lose sight of the error mapping they all share.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from dagster_qdrant.errors import (
     QdrantError,
     QdrantNotFoundError,
     QdrantRequestError,
+    redact,
+    secret_values,
 )
 from dagster_qdrant.options import ConnectionOptions
 from dagster_qdrant.scroll_decode import decode_scroll_response
@@ -105,20 +112,24 @@ def _whole_body(response: requests.Response) -> bytes:
     return b"".join(response.iter_content(chunk_size=None))
 
 
-def _server_message(response: requests.Response) -> str:
-    """Qdrant's own words: ``{"status": {"error": ...}}``, or the plain text some errors (401/403) use."""
+def _server_message(response: requests.Response, secrets: tuple[str, ...] = ()) -> str:
+    """Qdrant's own words: ``{"status": {"error": ...}}``, or the plain text some errors (401/403) use.
+
+    Secrets are masked before the message is cut to length, so no part of one survives at the cut.
+    """
     try:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        text = response.text.strip()
+        text = redact(response.text.strip(), secrets)
         return text[:_MESSAGE_LIMIT] or (response.reason or f"HTTP {response.status_code}")
+    message = str(data)
     if isinstance(data, dict):
         status = data.get("status")
         if isinstance(status, dict) and status.get("error"):
-            return str(status["error"])[:_MESSAGE_LIMIT]
-        if isinstance(status, str) and status != "ok":
-            return status[:_MESSAGE_LIMIT]
-    return str(data)[:_MESSAGE_LIMIT]
+            message = str(status["error"])
+        elif isinstance(status, str) and status != "ok":
+            message = status
+    return redact(message, secrets)[:_MESSAGE_LIMIT]
 
 
 def _retry_after_seconds(response: requests.Response) -> float | None:
@@ -142,6 +153,7 @@ class QdrantHttp:
         self.options = options
         self.endpoint = options.endpoint
         self._session = shared_session(options)
+        self._secrets = secret_values(_effective_headers(options))
 
     def __repr__(self) -> str:
         return f"QdrantHttp(endpoint={self.endpoint!r})"
@@ -171,7 +183,26 @@ class QdrantHttp:
         point_ids: list[Any] | None = None,
         decode: Callable[[bytes], Any] = decode_json,
     ) -> dict[str, Any]:
-        """Send one request (with retries) and return the whole response, decoded by ``decode``."""
+        """Send one request (with retries) and return the whole response, decoded by ``decode``.
+
+        Every error raised has the secrets this client sends masked (see ``errors.redact``).
+        """
+        try:
+            return self._send(method, path, body, params, collection, point_ids, decode)
+        except QdrantError as error:
+            error.redact(self._secrets)
+            raise
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: dict[str, Any] | None,
+        collection: str | None,
+        point_ids: list[Any] | None,
+        decode: Callable[[bytes], Any],
+    ) -> dict[str, Any]:
         data = body if body is None or isinstance(body, bytes) else encode_json(body)
         url = self.endpoint + path
         attempts = self.options.max_retries + 1
@@ -217,7 +248,9 @@ class QdrantHttp:
             delay = min(delay * random.uniform(0.5, 1.5), _MAX_BACKOFF_SECONDS)
         else:
             delay = retry_after
-        logger.warning("Qdrant request failed (%s); retry %d in %.2fs", reason, attempt + 1, delay)
+        logger.warning(
+            "Qdrant request failed (%s); retry %d in %.2fs", redact(reason, self._secrets), attempt + 1, delay
+        )
         time.sleep(delay)
 
     def _decode(
@@ -234,7 +267,7 @@ class QdrantHttp:
         except orjson.JSONDecodeError:
             raise QdrantRequestError(
                 f"Qdrant at {self.endpoint} answered {method} {path} with a body that is not JSON: "
-                f"{content[:200].decode('utf-8', 'replace')!r}; is the endpoint a Qdrant REST port (default 6333)?",
+                f"{redact(content.decode('utf-8', 'replace'), self._secrets)[:200]!r}; is the endpoint a Qdrant REST port (default 6333)?",
                 status=response.status_code,
                 collection=collection,
             ) from None
@@ -262,7 +295,7 @@ class QdrantHttp:
         attempts: int,
     ) -> QdrantError:
         status = response.status_code
-        message = _server_message(response)
+        message = _server_message(response, self._secrets)
         where = f"{method} {path}"
         if status in (401, 403):
             return QdrantAuthError(
@@ -361,13 +394,33 @@ class QdrantHttp:
         collection: str,
         body: dict[str, Any] | bytes,
         wait: bool = True,
-        method: str = "PUT",
         point_ids: list[Any] | None = None,
     ) -> Any:
-        """Upsert points (``{"batch": ...}`` or ``{"points": [...]}``, or its pre-encoded bytes)."""
+        """``PUT .../points``: upsert ``{"batch": ...}`` or ``{"points": [...]}`` (or its pre-encoded bytes)."""
         return self.request(
-            method.upper(),
+            "PUT",
             _collection_path(collection) + "/points",
+            body,
+            {"wait": _flag(wait)},
+            collection=collection,
+            point_ids=point_ids,
+        )
+
+    def batch_update(
+        self,
+        collection: str,
+        body: dict[str, Any] | bytes,
+        wait: bool = True,
+        point_ids: list[Any] | None = None,
+    ) -> Any:
+        """``POST .../points/batch``: apply ``{"operations": [{"upsert": ...}, {"delete": ...}, ...]}`` in order.
+
+        The write path for servers or proxies that refuse PUT (``write_method="post"``). Not ``POST .../points``,
+        which Qdrant answers as a retrieve by ``ids``.
+        """
+        return self.request(
+            "POST",
+            _collection_path(collection) + "/points/batch",
             body,
             {"wait": _flag(wait)},
             collection=collection,

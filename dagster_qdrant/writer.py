@@ -3,7 +3,9 @@
 One ``PointWriter`` serves one write call (a Spark task, or one ``write_qdrant_points`` call). It checks
 the collection once (creating it when asked and missing), then cuts the rows into requests of at most
 ``batch_size`` points and ``max_batch_bytes`` bytes, encodes them on the calling thread (orjson holds the
-GIL anyway) and keeps up to ``max_in_flight`` requests on the wire. The first request goes alone: it settles
+GIL anyway) and keeps up to ``max_in_flight`` requests on the wire. Upserts go as ``PUT .../points``, or
+with ``write_method="post"`` as one upsert operation of ``POST .../points/batch`` (``POST .../points`` is
+Qdrant's retrieve, never a write). The first request goes alone: it settles
 ``payload_format="auto"`` and ``write_method="auto"`` before others follow. On a failure no new request
 starts; the ones in flight finish, and the error says how many points were written and which were not.
 """
@@ -32,6 +34,8 @@ from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import WriteOptions
 
 _ENVELOPE_BYTES = 1024
+_BATCH_PREFIX = b'{"operations":[{"upsert":'
+_BATCH_SUFFIX = b"}]}"
 _FORMAT_ERROR_MARKERS = (
     "format error",
     "missing field",
@@ -78,7 +82,7 @@ class PointWriter:
         self._sparse_names: set[str] = set()
         self._seen_ids: set[Any] = set()
         self._format = "points" if options.payload_format == "points" else "batch"
-        self._method = "POST" if options.write_method == "post" else "PUT"
+        self._via_batch = options.write_method == "post"
         self._settled = False
 
     # ----- entry points ---------------------------------------------------------------------------
@@ -158,7 +162,13 @@ class PointWriter:
         progress.requests += 1
 
     def _upsert(self, data: bytes, ids: list[Any]) -> None:
-        self.http.upsert(self.options.collection, data, wait=self.options.wait, method=self._method, point_ids=ids)
+        send = self.http.batch_update if self._via_batch else self.http.upsert
+        send(self.options.collection, data, wait=self.options.wait, point_ids=ids)
+
+    def _encode(self, chunk: PointColumns) -> bytes:
+        """The request body: the upsert in the chosen format, wrapped as a batch operation for POST."""
+        data = encode_body(chunk.batch_body() if self._format == "batch" else chunk.points_body())
+        return _BATCH_PREFIX + data + _BATCH_SUFFIX if self._via_batch else data
 
     def _send_first(self, piece: PointColumns, data: bytes) -> None:
         """Send one request alone, falling back once on 405 (method) and on a body-format 400."""
@@ -168,14 +178,15 @@ class PointWriter:
                 self._settled = True
                 return
             except QdrantRequestError as error:
-                if error.status == 405 and self.options.write_method == "auto" and self._method == "PUT":
-                    self._method = "POST"
+                if error.status == 405 and self.options.write_method == "auto" and not self._via_batch:
+                    self._via_batch = True
+                    data = self._encode(piece)
                     continue
                 format_error = any(marker in error.message.lower() for marker in _FORMAT_ERROR_MARKERS)
                 can_fall_back = self.options.payload_format == "auto" and self._format == "batch"
                 if error.status == 400 and format_error and can_fall_back:
                     self._format = "points"
-                    data = encode_body(piece.points_body())
+                    data = self._encode(piece)
                     continue
                 raise
 
@@ -192,7 +203,7 @@ class PointWriter:
 
     def _encoded(self, chunk: PointColumns) -> Iterator[tuple[PointColumns, bytes]]:
         """Encode a request; halve it while the real body is over the byte limit."""
-        data = encode_body(chunk.batch_body() if self._format == "batch" else chunk.points_body())
+        data = self._encode(chunk)
         if len(data) <= self.options.max_batch_bytes:
             yield chunk, data
             return
@@ -209,7 +220,7 @@ class PointWriter:
         limit = self.options.max_batch_bytes
         for row in np.flatnonzero(part.row_bytes > limit - _ENVELOPE_BYTES):
             single = part.take(int(row), int(row) + 1)
-            size = len(encode_body(single.batch_body() if self._format == "batch" else single.points_body()))
+            size = len(self._encode(single))
             if size > limit:
                 raise self._oversized(single.ids[0], size)
 

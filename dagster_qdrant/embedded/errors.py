@@ -31,6 +31,11 @@ def invalid(message: str) -> ApiError:
     return ApiError(422, f"Validation error in JSON body: [{message}]")
 
 
+def invalid_in(where: str, message: str) -> ApiError:
+    """422 as Qdrant's validation handler words it for ``where`` ("path parameters", "JSON body", ...)."""
+    return ApiError(422, f"Validation error in {where}: [{message}]")
+
+
 def not_found(message: str) -> ApiError:
     """404: a collection, alias or point that does not exist."""
     return ApiError(404, f"Not found: {message}")

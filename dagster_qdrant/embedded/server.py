@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import gc
-import gzip
 import hmac
 import logging
 import os
@@ -27,7 +26,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
-from dagster_qdrant.embedded.errors import ApiError, bad_json
+from dagster_qdrant.embedded import body as request_body
+from dagster_qdrant.embedded.errors import ApiError
 from dagster_qdrant.embedded.routes import BareJson, PlainText, Request, match_route
 from dagster_qdrant.embedded.store import Store, write_json_atomically
 
@@ -36,6 +36,8 @@ HOST = "127.0.0.1"
 SERVER_FILE = ".server.json"
 OWNER_FILE = ".server.owner"
 FLUSH_INTERVAL_SECONDS = 10.0
+LOGGED_TRACEBACK_CHARS = 8000
+"""A failing request logs at most this much of its traceback (its start and its end)."""
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 _STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
                 409: "Conflict", 422: "Unprocessable Entity", 500: "Internal Server Error"}
@@ -106,7 +108,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     store=self.server.store,
                     path_parameters={key: unquote(value) for key, value in path_parameters.items()},
                     query=dict(parse_qsl(url.query)),
-                    body=_parse_json(raw),
+                    body=request_body.parse_json(raw),
                 )
                 result = handler(request)
             if isinstance(result, PlainText):
@@ -118,23 +120,46 @@ class _RequestHandler(BaseHTTPRequestHandler):
             envelope = {"result": result, "status": "ok", "time": time.perf_counter() - started}
             body = orjson.dumps(envelope, option=orjson.OPT_SERIALIZE_NUMPY)  # float32 vectors (responses.py)
             self._send(200, body, "application/json")
+        except request_body.FramingError as error:
+            self.close_connection = True  # where this body ends is unknown: the next bytes are not a request
+            self._send_error(error.status, error.message, started)
         except ApiError as error:
             self._send_error(error.status, error.message, started)
         except (ConnectionError, TimeoutError):
             self.close_connection = True  # the client went away; nobody to answer
+        except RecursionError:  # a structure deeper than the body checks let through: still the client's
+            error = request_body.nesting_error()
+            self._send_error(error.status, error.message, started)
         except Exception as error:  # a bug must answer 500, not drop the connection
-            LOG.error("request %s %s failed:\n%s", method, self.path, traceback.format_exc())
+            LOG.error("request %s %s failed:\n%s", method, self.path, _bounded(traceback.format_exc()))
             self._send_error(500, f"Service internal error: {error}", started)
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            raw = self._read_chunked()
+    def _read_body(self) -> bytes | bytearray:
+        """The body, framed, capped and decoded by ``body`` (Qdrant's limits and words)."""
+        transfer_encoding = self.headers.get("Transfer-Encoding", "").strip().lower()
+        if transfer_encoding == "chunked":
+            raw: bytes | bytearray = request_body.read_chunked(self.rfile.readline, self.rfile.read)
+        elif transfer_encoding:
+            raise request_body.FramingError(f"Bad request: unsupported Transfer-Encoding {transfer_encoding!r}")
         else:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = request_body.declared_length(self.headers.get_all("Content-Length") or [])
+            if length > request_body.MAX_REQUEST_BYTES:
+                self._discard(length)
+                raise request_body.too_large(length)
             raw = self._read_exactly(length) if length else b""
-        if raw and self.headers.get("Content-Encoding", "").lower() == "gzip":
-            raw = gzip.decompress(raw)
-        return raw
+        return request_body.decoded(raw, self.headers.get("Content-Encoding", ""))
+
+    def _discard(self, length: int) -> None:
+        """Read and drop an oversized body so the client gets the answer; past a bound, close instead."""
+        if length > request_body.DISCARD_LIMIT:
+            self.close_connection = True
+            return
+        remaining = length
+        while remaining:
+            piece = self.rfile.read(min(remaining, 1 << 20))
+            if not piece:
+                raise ConnectionError("the client closed the connection in the middle of a request body")
+            remaining -= len(piece)
 
     def _read_exactly(self, length: int) -> bytearray:
         """The body in as few waits as possible: what is buffered, then one ``MSG_WAITALL`` receive.
@@ -152,17 +177,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 raise ConnectionError("the client closed the connection in the middle of a request body")
             received += count
         return body
-
-    def _read_chunked(self) -> bytes:
-        parts = []
-        while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(parts)
-            parts.append(self.rfile.read(size))
-            self.rfile.readline()
 
     def _refusal(self, path: str) -> str | None:
         """Why the request is not authorized (Qdrant's words), or None when it is."""
@@ -189,20 +203,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
             f"HTTP/1.1 {status} {_STATUS_TEXT.get(status, 'Error')}\r\n"
             f"Content-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n"
-            "\r\n"
+            + ("Connection: close\r\n" if self.close_connection else "")
+            + "\r\n"
         ).encode()
         self.wfile.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.wfile.write(body)
 
 
-def _parse_json(raw: bytes) -> Any:
-    if not raw or raw.isspace():
-        return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise bad_json(str(error)) from None
+def _bounded(text: str) -> str:
+    """A traceback cut to its start and end: a deep recursion would otherwise log ~100 KB per request."""
+    if len(text) <= LOGGED_TRACEBACK_CHARS:
+        return text
+    half = LOGGED_TRACEBACK_CHARS // 2
+    return f"{text[:half]}\n... ({len(text) - 2 * half} characters left out) ...\n{text[-half:]}"
 
 
 def _flush_periodically(store: Store, stop: threading.Event) -> None:

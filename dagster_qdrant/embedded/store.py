@@ -13,6 +13,7 @@ without it. The engine holds the process-wide WAL lock, so only one server can o
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 import threading
@@ -30,12 +31,16 @@ from dagster_qdrant.embedded.errors import (
     collection_not_found,
     conflict,
     from_engine,
-    invalid,
+    invalid_in,
     not_found,
 )
 
-_FORBIDDEN_NAME_CHARACTERS = set('<>:"/\\|?*\0')
+LOG = logging.getLogger("dagster_qdrant.embedded")
+_FORBIDDEN_NAME_CHARACTERS = '<>:"/\\|?*\0\x1f'
+"""Qdrant's own list (common::validation::validate_collection_name), checked when a collection is created."""
 MAX_NAME_LENGTH = 255
+"""Qdrant's limit in characters (``length(min = 1, max = 255)`` on create); names are also directory names,
+so their UTF-8 form must fit a file name (255 bytes) as well."""
 
 
 class Collection:
@@ -164,19 +169,38 @@ class Store:
             self._collections[name] = Collection(name, directory, shard, rest_config)
 
     def delete(self, name: str) -> bool:
-        """Delete a collection (not an alias) and its aliases; False when there was none."""
+        """Delete a collection (not an alias) and its aliases; False when there was none.
+
+        One rename is the moment of deletion, on disk as in memory: the directory moves to a hidden name of
+        fixed length (removed now, or at the next start if this process dies first), and only then does the
+        collection leave the table. When the rename fails, the collection stays, open, and the answer is an
+        error: a restart never brings back a collection the server said it deleted, nor loses one it kept.
+        """
         with self._lock:
-            collection = self._collections.pop(name, None)
+            collection = self._collections.get(name)
             if collection is None:
                 return False
+            trash = self.collections_path / f".deleted-{uuid.uuid4().hex}"
+            collection.close()
+            try:
+                os.replace(collection.directory, trash)
+            except OSError as error:
+                self._collections[name] = self._open(name, collection.directory, collection.config)
+                raise ApiError(500, f"Service internal error: could not delete collection `{name}`: {error}") from None
+            del self._collections[name]
             remaining = {alias: target for alias, target in self._aliases.items() if target != name}
             if remaining != self._aliases:
-                self._save_aliases(remaining)
-        collection.close()
-        trash = self.collections_path / f".deleted-{name}-{uuid.uuid4().hex}"
-        os.replace(collection.directory, trash)
+                self._aliases = remaining
+                try:
+                    write_json_atomically(self.aliases_path, remaining)
+                except OSError:  # the collection is gone either way: at start, aliases to it are dropped
+                    LOG.warning("could not rewrite %s after deleting %r", self.aliases_path, name, exc_info=True)
         shutil.rmtree(trash, ignore_errors=True)
         return True
+
+    @staticmethod
+    def _open(name: str, directory: Path, config: dict[str, Any]) -> Collection:
+        return Collection(name, directory, edge.EdgeShard.load(str(directory / "shard")), config)
 
     # aliases -----------------------------------------------------------------------------------
 
@@ -207,7 +231,7 @@ class Store:
                 raise collection_not_found(target)
             if alias in self._collections:
                 raise conflict(f"Collection with the same name `{alias}` already exists!")
-            validate_name(alias)
+            validate_name(alias, "JSON body")
             aliases[alias] = target
         elif kind == "delete_alias":
             alias = _require(spec, "alias_name")
@@ -219,7 +243,7 @@ class Store:
                 raise not_found(f"Alias {old} does not exists!")
             if new in self._collections:
                 raise conflict(f"Collection with the same name `{new}` already exists!")
-            validate_name(new)
+            validate_name(new, "JSON body")
             aliases[new] = aliases.pop(old)
         else:
             raise ApiError(400, f"Json deserialize error: unknown alias action `{kind}`: expected create_alias, delete_alias or rename_alias")
@@ -253,13 +277,16 @@ def _require(spec: Any, key: str) -> str:
     return spec[key]
 
 
-def validate_name(name: str) -> None:
-    """Collection and alias names become directory names: refuse what a file system cannot hold."""
-    if not name or len(name) > MAX_NAME_LENGTH or name in (".", "..") or name.startswith("."):
-        raise invalid(f"collection_name: `{name}` must be 1 to {MAX_NAME_LENGTH} characters and not start with `.`")
-    bad = sorted(set(name) & _FORBIDDEN_NAME_CHARACTERS)
-    if bad:
-        raise invalid(f"collection_name: `{name}` must not contain {''.join(bad)!r}")
+def validate_name(name: str, where: str = "path parameters") -> None:
+    """Refuse, as Qdrant does on create (422), a name no collection may have; names become directory names,
+    so a name a file system cannot hold, or one starting with ``.`` (the store's own files), is refused too."""
+    if not name or len(name) > MAX_NAME_LENGTH or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LENGTH:
+        raise invalid_in(where, f"name: must be 1 to {MAX_NAME_LENGTH} characters (and {MAX_NAME_LENGTH} bytes in UTF-8)")
+    forbidden = next((character for character in _FORBIDDEN_NAME_CHARACTERS if character in name), None)
+    if forbidden is not None:
+        raise invalid_in(where, f"name: collection name cannot contain {orjson.dumps(forbidden).decode()} char")
+    if name.startswith("."):
+        raise invalid_in(where, "name: must not start with `.` (the embedded server keeps its own files under such names)")
 
 
 def write_json_atomically(path: Path, value: Any) -> None:
