@@ -308,6 +308,14 @@ def _column(field: Any, arrow_type: pa.DataType, vector_names: Mapping[str, str]
     )
 
 
+def _spark_arrow_schema(schema: StructType) -> pa.Schema:
+    """Spark's own Arrow form of ``schema``, timestamps in UTC: the schema Spark checks each batch against."""
+    try:
+        return to_arrow_schema(schema, timezone="UTC")
+    except TypeError:  # PySpark 4.1 spells it timestamp_utc=True, its default
+        return to_arrow_schema(schema)
+
+
 class PointBatchBuilder:
     """Turns pages of points into record batches with the schema's exact Arrow types.
 
@@ -318,7 +326,7 @@ class PointBatchBuilder:
     def __init__(self, schema: StructType, vector_names: Mapping[str, str], collection: str) -> None:
         self.schema = schema
         self.collection = collection
-        self.arrow_schema = to_arrow_schema(schema, timezone="UTC")
+        self.arrow_schema = _spark_arrow_schema(schema)
         self._columns = [
             _column(field, self.arrow_schema.field(index).type, vector_names)
             for index, field in enumerate(schema.fields)
