@@ -181,6 +181,7 @@ class QdrantReader(DataSourceReader):
         wanted = select_vectors(declared, options.with_vectors) if options.with_vectors is not False else []
         names = set(schema.fieldNames())
         self.vectors = [vector for vector in wanted if vector.column in names]
+        self.payload_indexes: dict[str, Any] = info.get("payload_schema") or {}
         self.pushed: list[Condition] = []
 
     # -- planning --------------------------------------------------------------------------------
@@ -207,7 +208,10 @@ class QdrantReader(DataSourceReader):
     def push(self, filters: Sequence[Filter]) -> list[Filter]:
         """Push the filters Qdrant answers exactly, in place of any pushed before; return the others."""
         translator = FilterTranslator(
-            self.schema, list(self.vector_names), prefix_match=supports_slice(self.server_version)
+            self.schema,
+            list(self.vector_names),
+            prefix_match=supports_slice(self.server_version),
+            payload_indexes=self.payload_indexes,
         )
         self.pushed, kept = translator.split(filters)
         return kept

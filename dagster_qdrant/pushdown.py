@@ -29,6 +29,11 @@ which can land an ULP away from the literal (e.g. 17 significant digits); ``_rea
 replays that parse on the text this package sends. Stored doubles need no such care: Spark sees the
 very double Qdrant stores and compares.
 
+Payload indexes. Qdrant answers a condition on an indexed key from the index, so a key with an index is
+filtered only when the index is of the column's own type (keyword for strings, integer with lookups and
+ranges for integers, float for doubles, bool for booleans): an integer index truncates a double bound
+(``gt 2.5`` becomes ``gt 2``), a text index matches tokens.
+
 Everything else stays in Spark: string ordering (Qdrant ranges are numeric), ``LIKE '%x'``/``'%x%'``
 (Qdrant's text match works on tokens, not substrings), float (32-bit) columns, arrays, structs as
 values, timestamps and dates (their payload text may be written in several equivalent forms), and
@@ -100,14 +105,25 @@ _RANGE_KEYS = {LessThan: "lt", LessThanOrEqual: "lte", GreaterThan: "gt", Greate
 class FilterTranslator:
     """Translates Spark filters against one read schema.
 
-    ``payload_columns`` maps the schema's payload columns to their types (id and vector columns are
-    not payload). ``prefix_match`` says whether the server understands ``match.prefix``.
+    ``vector_columns`` are not payload. ``prefix_match`` says whether the server understands
+    ``match.prefix``. ``payload_indexes`` is the collection's ``payload_schema``: Qdrant answers a
+    condition on an indexed key from the index, so a key is filtered only when its index is of the
+    column's own type (an integer index truncates double bounds to integers; a text index matches
+    tokens).
     """
 
-    def __init__(self, schema: StructType, vector_columns: Sequence[str], *, prefix_match: bool) -> None:
+    def __init__(
+        self,
+        schema: StructType,
+        vector_columns: Sequence[str],
+        *,
+        prefix_match: bool,
+        payload_indexes: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.schema = schema
         self.vector_columns = set(vector_columns)
         self.prefix_match = prefix_match
+        self.payload_indexes = dict(payload_indexes or {})
 
     def split(self, filters: Sequence[Filter]) -> tuple[list[Condition], list[Filter]]:
         """(conditions Qdrant applies, filters Spark must still apply) — every filter lands in one."""
@@ -187,7 +203,11 @@ class FilterTranslator:
             fields = data_type if depth < len(attribute) - 1 else None  # type: ignore[assignment]
         if not isinstance(data_type, _SCALAR_TYPES):
             return None
-        return ".".join(attribute), data_type
+        key = ".".join(attribute)
+        index = self.payload_indexes.get(key)
+        if index is not None and not _index_fits(index, data_type):
+            return None
+        return key, data_type
 
     def _id_condition(self, spark_filter: Filter) -> Condition | None:
         if isinstance(spark_filter, (EqualTo, EqualNullSafe)):
@@ -197,6 +217,21 @@ class FilterTranslator:
         else:
             return None
         return None if ids is None else {"has_id": ids}
+
+
+def _index_fits(index: Mapping[str, Any], data_type: DataType) -> bool:
+    """A payload index that answers like Spark: of the column's type, with lookups and ranges on."""
+    kind = index.get("data_type")
+    params = index.get("params") or {}
+    if isinstance(data_type, StringType):
+        return kind == "keyword"
+    if isinstance(data_type, BooleanType):
+        return kind == "bool"
+    if isinstance(data_type, DoubleType):
+        return kind == "float"
+    if isinstance(data_type, _INTEGER_TYPES):
+        return kind == "integer" and params.get("lookup") is not False and params.get("range") is not False
+    return False
 
 
 def _is_plain_key(part: str) -> bool:

@@ -147,6 +147,25 @@ def test_the_reader_pushes_nothing_where_spark_shares_the_read_plan(spark, qdran
         assert kept == filters and kept[0] is filters[0] and reader.query_filter is None
 
 
+def test_keys_are_filtered_only_through_a_payload_index_of_their_own_type() -> None:
+    indexes = {
+        "price": {"data_type": "integer"},  # would truncate 2.5 to 2
+        "city": {"data_type": "text"},  # matches tokens
+        "year": {"data_type": "integer", "params": {"type": "integer", "lookup": True, "range": True}},
+        "sold": {"data_type": "bool"},
+    }
+    indexed = FilterTranslator(SCHEMA, ["vector"], prefix_match=True, payload_indexes=indexes)
+    assert indexed.translate(GreaterThan(("price",), 2.5)) is None
+    assert indexed.translate(EqualTo(("city",), "Paris")) is None
+    assert indexed.translate(IsNull(("city",))) is None
+    assert indexed.translate(GreaterThan(("year",), 3)) == {"key": "year", "range": {"gt": 3}}
+    assert indexed.translate(EqualTo(("sold",), True)) == {"key": "sold", "match": {"value": True}}
+    no_range = {"year": {"data_type": "integer", "params": {"lookup": True, "range": False}}}
+    assert FilterTranslator(SCHEMA, [], prefix_match=True, payload_indexes=no_range).translate(
+        GreaterThan(("year",), 3)
+    ) is None
+
+
 def test_prefix_match_is_pushed_only_when_the_server_has_it() -> None:
     older = FilterTranslator(SCHEMA, ["vector"], prefix_match=False)
     assert older.translate(StringStartsWith(("city",), "Pa")) is None

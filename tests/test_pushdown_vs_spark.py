@@ -49,6 +49,8 @@ POINTS = 240
 TWO_53 = 2**53
 WORDS = ["", "a", "ab", "abc", "b", "Straße", "straße", "é", "éa", "日本", "日本語", "🙂", "🙂x", "A", "a b"]
 BIG = [TWO_53 + d for d in range(-3, 4)] + [-TWO_53 + d for d in range(-3, 4)] + [2**63 - 1, -(2**63), 0]
+INDEXES = {"big2": "integer", "s": "keyword", "x": "float", "flag": "bool", "y": "integer"}
+"""Some keys are answered from a payload index, the others from the stored payload; ``y`` has the wrong one."""
 COMPARISONS = [EqualTo, EqualNullSafe, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual]
 
 
@@ -71,6 +73,8 @@ def _payload(rng: random.Random) -> dict[str, Any]:
         "n": lambda: rng.randint(-20, 20),
         "big": lambda: rng.choice(BIG),
         "x": lambda: _double(rng),
+        "y": lambda: _double(rng),  # indexed as integer: Qdrant would truncate double bounds
+        "big2": lambda: rng.choice(BIG),  # indexed as integer
         "s": lambda: rng.choice(WORDS),
         "flag": lambda: rng.random() < 0.5,
         "tags": lambda: rng.sample(WORDS[:6], rng.randint(0, 3)),
@@ -99,6 +103,8 @@ def data(qdrant_url: str, qdrant_api_key: str | None, spark) -> dict[str, Any]:
     http.create_collection(name, {"vectors": {"size": 2, "distance": "Dot"}})
     points = [{"id": _point_id(rng, n), "vector": [1.0, 0.5], "payload": _payload(rng)} for n in range(POINTS)]
     http.upsert(name, {"points": points}, wait=True)
+    for field, index in INDEXES.items():
+        http.create_payload_index(name, field, index)
     options = {"endpoint": qdrant_url, "collection": name, "num_partitions": "3"}
     if qdrant_api_key:
         options["api_key"] = qdrant_api_key
@@ -123,6 +129,8 @@ def _samples(reference: DataFrame) -> dict[str, list[Any]]:
         "n": [-21, -1, 0, 5, 20, 21, 2**31],
         "big": BIG + [TWO_53 - 4, TWO_53 + 8],
         "x": [row.x for row in rows if row.x is not None] + [2.5, 0.1, 123456789.12345679, 7, TWO_53 + 1],
+        "y": [-2.5, 0.5, 1.5, 3.0, 10.25],
+        "big2": BIG + [TWO_53 - 4, TWO_53 + 8],
         "s": WORDS + ["c", "日", "Stra", "ab "],
         "flag": [True, False],
         "obj.a": [-6, -1, 0, 3, 5],
@@ -132,7 +140,7 @@ def _samples(reference: DataFrame) -> dict[str, list[Any]]:
 
 def _literal(rng: random.Random, samples: dict[str, list[Any]], column: str) -> Any:
     value = rng.choice(samples[column])
-    if column in ("n", "big", "obj.a") and rng.random() < 0.05:
+    if column in ("n", "big", "big2", "obj.a") and rng.random() < 0.05:
         return value + 0.5  # a double literal against an integer column
     return value
 
