@@ -117,6 +117,14 @@ def _column(
     )
 
 
+def _spark_arrow_schema(schema: StructType) -> pa.Schema:
+    """Spark's own Arrow form of ``schema``, timestamps in UTC: the schema Spark checks each batch against."""
+    try:
+        return to_arrow_schema(schema, timezone="UTC")
+    except TypeError:  # PySpark 4.1 spells it timestamp_utc=True, its default
+        return to_arrow_schema(schema)
+
+
 class PointBatchBuilder:
     """Turns pages of points into record batches with the schema's exact Arrow types.
 
@@ -135,7 +143,7 @@ class PointBatchBuilder:
         self.schema = schema
         self.collection = collection
         self.findings = findings
-        self.arrow_schema = to_arrow_schema(schema, timezone="UTC")
+        self.arrow_schema = _spark_arrow_schema(schema)
         self._columns = [
             _column(field, self.arrow_schema.field(index).type, vector_names, findings)
             for index, field in enumerate(schema.fields)

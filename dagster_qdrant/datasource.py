@@ -46,7 +46,7 @@ from dagster_qdrant.partitions import (
     slice_partitions,
     supports_slice,
 )
-from dagster_qdrant.pushdown import Condition, FilterTranslator, combine_filters
+from dagster_qdrant.pushdown import Condition, FilterTranslator, combine_filters, pushdown_is_scan_scoped
 from dagster_qdrant.schema import (
     ID_COLUMN,
     INFERRED_METADATA_KEY,
@@ -165,6 +165,7 @@ class QdrantReader(DataSourceReader):
         wanted = select_vectors(declared, options.with_vectors) if options.with_vectors is not False else []
         names = set(schema.fieldNames())
         self.vectors = [vector for vector in wanted if vector.column in names]
+        self.payload_indexes: dict[str, Any] = info.get("payload_schema") or {}
         self.pushed: list[Condition] = []
 
     # -- planning --------------------------------------------------------------------------------
@@ -178,12 +179,25 @@ class QdrantReader(DataSourceReader):
         return [name for name in self.schema.fieldNames() if name != ID_COLUMN and name not in self.vector_names]
 
     def pushFilters(self, filters: list[Filter]) -> list[Filter]:
-        """Keep the filters Qdrant answers exactly; give the others back to Spark (the same objects)."""
+        """Give Spark back the filters it must apply (the same objects); push the rest, where Spark allows.
+
+        Spark pickles this reader right after this call into the read plan of the scan, so the pushed
+        conditions travel with it. Where that plan is shared by every scan of the DataFrame (PySpark 4.x),
+        nothing is pushed: see ``pushdown.pushdown_is_scan_scoped``.
+        """
+        if not pushdown_is_scan_scoped():
+            return filters
+        return self.push(filters)
+
+    def push(self, filters: Sequence[Filter]) -> list[Filter]:
+        """Push the filters Qdrant answers exactly, in place of any pushed before; return the others."""
         translator = FilterTranslator(
-            self.schema, list(self.vector_names), prefix_match=supports_slice(self.server_version)
+            self.schema,
+            list(self.vector_names),
+            prefix_match=supports_slice(self.server_version),
+            payload_indexes=self.payload_indexes,
         )
-        pushed, kept = translator.split(filters)
-        self.pushed.extend(pushed)
+        self.pushed, kept = translator.split(filters)
         return kept
 
     @property

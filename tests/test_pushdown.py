@@ -33,7 +33,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from dagster_qdrant.pushdown import FilterTranslator, combine_filters
+from dagster_qdrant.pushdown import FilterTranslator, combine_filters, pushdown_is_scan_scoped
 from dagster_qdrant.schema import MIXED_METADATA_KEY
 
 SCHEMA = StructType(
@@ -74,6 +74,9 @@ def translator() -> FilterTranslator:
         (LessThanOrEqual(("price",), 5.5), {"key": "price", "range": {"lte": 5.5}}),
         (GreaterThan(("price",), 1), {"key": "price", "range": {"gt": 1}}),
         (GreaterThanOrEqual(("year",), 3), {"key": "year", "range": {"gte": 3}}),
+        (GreaterThan(("year",), 2**53 - 1), {"key": "year", "range": {"gt": 2**53 - 1}}),
+        (LessThan(("year",), -(2**53) + 1), {"key": "year", "range": {"lt": -(2**53) + 1}}),
+        (EqualTo(("year",), 2**63 - 1), {"key": "year", "match": {"value": 2**63 - 1}}),  # match: integers
         (IsNull(("city",)), {"is_empty": {"key": "city"}}),
         (IsNotNull(("city",)), {"must_not": [{"is_empty": {"key": "city"}}]}),
         (StringStartsWith(("city",), "Pa"), {"key": "city", "match": {"prefix": "Pa"}}),
@@ -110,6 +113,12 @@ def test_filters_qdrant_answers_exactly_become_conditions(translator, spark_filt
         EqualTo(("id",), UUID.upper()),
         GreaterThan(("id",), "5"),
         GreaterThan(("year",), 2**60),  # beyond what a double range holds exactly
+        GreaterThan(("year",), 2**53),  # Qdrant reads 2^53 + 1 as 2^53, which is not > 2^53
+        LessThanOrEqual(("year",), -(2**53)),
+        GreaterThan(("year",), 2.5),  # Qdrant's integer index truncates the bound to 2
+        GreaterThan(("price",), 123456789.12345679),  # Qdrant's JSON parser reads this an ULP off
+        EqualTo(("price",), 123456789.12345679),
+        GreaterThan(("price",), 2**53 + 1),  # an integer literal no double holds
         In(("city",), ("Paris", None)),
         EqualTo(("missing",), 1),
         Not(StringEndsWith(("city",), "x")),
@@ -117,6 +126,44 @@ def test_filters_qdrant_answers_exactly_become_conditions(translator, spark_filt
 )
 def test_filters_without_an_exact_condition_stay_in_spark(translator, spark_filter) -> None:
     assert translator.translate(spark_filter) is None
+
+
+def test_pushdown_waits_for_a_spark_that_keeps_the_read_plan_per_scan() -> None:
+    assert not pushdown_is_scan_scoped("4.1.0") and not pushdown_is_scan_scoped("4.3.0")
+    assert pushdown_is_scan_scoped("5.0.0") and pushdown_is_scan_scoped("5.1.0.dev0")
+
+
+def test_the_reader_pushes_nothing_where_spark_shares_the_read_plan(spark, qdrant_url, collection_name) -> None:
+    from dagster_qdrant.datasource import QdrantDataSource
+
+    _write_cities(spark, qdrant_url, collection_name)
+    source = QdrantDataSource({"endpoint": qdrant_url, "collection": collection_name})
+    reader = source.reader(source.schema())
+    filters = [EqualTo(("city",), "Rome")]
+    kept = reader.pushFilters(filters)
+    if pushdown_is_scan_scoped():
+        assert kept == [] and reader.query_filter is not None
+    else:
+        assert kept == filters and kept[0] is filters[0] and reader.query_filter is None
+
+
+def test_keys_are_filtered_only_through_a_payload_index_of_their_own_type() -> None:
+    indexes = {
+        "price": {"data_type": "integer"},  # would truncate 2.5 to 2
+        "city": {"data_type": "text"},  # matches tokens
+        "year": {"data_type": "integer", "params": {"type": "integer", "lookup": True, "range": True}},
+        "sold": {"data_type": "bool"},
+    }
+    indexed = FilterTranslator(SCHEMA, ["vector"], prefix_match=True, payload_indexes=indexes)
+    assert indexed.translate(GreaterThan(("price",), 2.5)) is None
+    assert indexed.translate(EqualTo(("city",), "Paris")) is None
+    assert indexed.translate(IsNull(("city",))) is None
+    assert indexed.translate(GreaterThan(("year",), 3)) == {"key": "year", "range": {"gt": 3}}
+    assert indexed.translate(EqualTo(("sold",), True)) == {"key": "sold", "match": {"value": True}}
+    no_range = {"year": {"data_type": "integer", "params": {"lookup": True, "range": False}}}
+    assert FilterTranslator(SCHEMA, [], prefix_match=True, payload_indexes=no_range).translate(
+        GreaterThan(("year",), 3)
+    ) is None
 
 
 def test_prefix_match_is_pushed_only_when_the_server_has_it() -> None:
@@ -188,7 +235,7 @@ def test_the_reader_sends_the_pushed_conditions_with_every_scroll(qdrant_url, co
     _write_cities(spark, qdrant_url, collection_name)
     source = QdrantDataSource({"endpoint": qdrant_url, "collection": collection_name})
     reader = source.reader(source.schema())
-    kept = reader.pushFilters([EqualTo(("city",), "Rome"), StringEndsWith(("city",), "e")])
+    kept = reader.push([EqualTo(("city",), "Rome"), StringEndsWith(("city",), "e")])
     assert [type(f) for f in kept] == [StringEndsWith]
     assert reader.query_filter == {"must": [{"key": "city", "match": {"value": "Rome"}}]}
     points = [row for partition in reader.partitions() for batch in reader.read(partition) for row in batch.to_pylist()]
