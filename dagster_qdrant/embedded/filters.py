@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import numpy as np
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid
@@ -196,7 +197,7 @@ def _match(value: Any) -> Any:
         raise bad_json(f"match must be an object, got {value!r}")
     given = {key: item for key, item in value.items() if item is not None}
     if "value" in given:
-        return edge.MatchValue(given["value"])
+        return edge.MatchValue(_match_value(given["value"]))
     if "any" in given:
         return edge.MatchAny(given["any"])
     if "except" in given:
@@ -212,6 +213,20 @@ def _match(value: Any) -> Any:
     if "substring" in given:
         return edge.MatchSubstring(given["substring"])
     raise bad_json(f"unknown match {value!r}: expected value, any, except, text, text_any or phrase")
+
+
+def _match_value(value: Any) -> Any:
+    """A `ValueVariants` (keyword, integer or bool) as Qdrant Edge's `MatchValue` must receive it.
+
+    Qdrant matches `{"value": true}` against booleans only, never the integer 1. The binding
+    (qdrant-edge-py 0.9, lib/edge/python/src/types/filter/match.rs, `PyValueVariants`) tries its variants
+    in the order String, Integer, Bool, and a Python `bool` is an `int`, so `MatchValue(True)` becomes
+    `Integer(1)`. PyO3 extracts `numpy.bool_` as a bool but not as an integer, so a bool is passed as
+    `numpy.bool_` to land in the Bool variant.
+    """
+    if isinstance(value, bool):
+        return np.bool_(value)
+    return value
 
 
 def _range(value: Any) -> Any:
