@@ -3,10 +3,11 @@
 The reference is qdrant-client's local mode (`QdrantClient(":memory:")`), Qdrant's Python model of its
 filter semantics. Both sides are driven through the official qdrant-client, the embedded server over REST.
 Seeded random payloads (keywords incl. non-ASCII, integers incl. i64 limits, floats, booleans, datetimes,
-nulls, missing keys, lists, nested objects, arrays of objects inside arrays of objects, non-ASCII and dotted
-keys) meet seeded random filters (match value/any/except, numeric and datetime ranges, is_empty, is_null in
-both forms, values_count, nested in two levels, has_id in any UUID spelling, must/should/must_not/min_should,
-filters inside filters). For each filter, scroll and count must give the same points; every few filters so
+short texts, nulls, missing keys, lists, nested objects, arrays of objects inside arrays of objects,
+non-ASCII and dotted keys) meet seeded random filters (match value/any/except, text/text_any/phrase/prefix
+on keys without a text index, numeric and datetime ranges, is_empty, is_null in both forms, values_count,
+nested in two levels, has_id in any UUID spelling, slice, must/should/must_not/min_should, filters inside
+filters). For each filter, scroll and count must give the same points; every few filters so
 must a paged scroll, a scroll ordered by an integer, float or datetime index, and delete-by-filter. One run
 has no index on the filtered keys; the other indexes them, with values of one type per key.
 
@@ -43,7 +44,8 @@ DATETIMES = [
     "2024-01-01T00:00:00Z", "2024-01-01T10:30:00+02:00", "2024-06-15", "2024-06-15T12:00:00",
     "2023-12-31T23:59:59.999Z", "2024-01-01 08:30:00", "2024-03-10T05:00:00-05:00",
 ]
-SCALAR_KEYS = ["k", "i", "f", "b", "d", "m", "e"]
+WORDS = ["hello", "World", "world", "naïve", "café", "日本語", "a", "the", "x-ray", "foo_bar", "42", "Ünïcode"]
+SCALAR_KEYS = ["k", "i", "f", "b", "d", "t", "m", "e"]
 NESTED_KEYS = ["k", "i", "f", "b"]
 PATHS = SCALAR_KEYS + ["o.k", "o.i", "o.b", "a[].k", "a[].i", "a[].b", "a[].f", "a[0].k", "a[1].i", "a[].s[].k"]
 PATHS += ["o", "a", "nope", "ключ", '"x.y"', "x"]
@@ -95,6 +97,8 @@ class Generator:
             return rng.choice([True, False])
         if kind == "d":
             return rng.choice(DATETIMES)
+        if kind == "t":
+            return rng.choice([" ", ", ", "-", "  "]).join(rng.choice(WORDS) for _ in range(rng.randrange(0, 6)))
         return self.scalar(rng.choice("kifb"))
 
     def value(self, kind: str, mixed: bool = True) -> Any:
@@ -152,9 +156,25 @@ class Generator:
 
     # filters
 
+    def text_match(self) -> models.Match:
+        """Full-text matches, on keys without a text index (local mode builds no indexes)."""
+        rng = self.rng
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(0, 3)))
+        roll = rng.random()
+        if roll < 0.3:
+            return models.MatchText(text=words)
+        if roll < 0.55:
+            return models.MatchTextAny(text_any=words)
+        if roll < 0.8:
+            return models.MatchPhrase(phrase=words)
+        word = rng.choice(WORDS)
+        return models.MatchPrefix(prefix=word[: rng.randrange(0, len(word) + 1)])
+
     def match(self, key: str) -> models.Match:
         """Mostly values of the key's own kind (so that conditions select some points), else any kind."""
         rng = self.rng
+        if key in ("t", "k") and not self.indexed and rng.random() < 0.5:
+            return self.text_match()
         kind = key.rsplit(".", 1)[-1]
         if kind not in ("k", "i", "b") or rng.random() < 0.3:
             kind = rng.choice("kib")
@@ -237,6 +257,9 @@ class Generator:
             return models.NestedCondition(nested=models.Nested(key=rng.choice([array, array + "[]"]), filter=inner))
         if roll < 0.30:
             return self.has_id(ids)
+        if level == "top" and roll < 0.33:
+            total = rng.randrange(1, 6)
+            return models.SliceCondition(slice=models.Slice(total=total, index=rng.randrange(total)))
         return self.field_condition(keys)
 
     def conditions(self, clause: str, depth: int, ids: list[int | str], level: str) -> Any:
