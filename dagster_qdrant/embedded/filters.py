@@ -148,7 +148,9 @@ def parse_condition(value: Any) -> Any:
     if "is_null" in given:
         return edge.IsNullCondition(_key_of(given["is_null"], "is_null"))
     if "has_vector" in given:
-        return edge.HasVectorCondition(str(given["has_vector"]))
+        if not isinstance(given["has_vector"], str):
+            raise bad_json(f"has_vector must be a vector name, got {given['has_vector']!r}")
+        return edge.HasVectorCondition(given["has_vector"])
     if "slice" in given:
         return _slice_condition(given["slice"])
     if "nested" in given:

@@ -71,6 +71,7 @@ MALFORMED = [
     ({"min_should": {"conditions": [{"has_id": [1]}], "min_count": "1"}}, 400, "min_count"),
     ({"min_should": {"conditions": [{"has_id": [1]}], "min_count": 0}}, 422, "min_count"),  # validate(range(min = 1))
     ({"key": "b", "geo_radius": {"center": {"lon": 1.0}, "radius": 1.0}}, 400, "lat"),
+    ({"has_vector": True}, 400, "has_vector"),  # HasVectorCondition.has_vector: VectorNameBuf (a string)
 ]
 
 
