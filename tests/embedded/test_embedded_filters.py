@@ -76,39 +76,50 @@ MALFORMED = [
 
 
 @pytest.fixture(scope="module")
-def small_collection(qdrant_url: str) -> Iterator[str]:
+def http(qdrant_api_key: str | None) -> Iterator[requests.Session]:
+    """Raw REST, to send what qdrant-client's models would refuse before sending."""
+    with requests.Session() as session:
+        if qdrant_api_key:
+            session.headers["api-key"] = qdrant_api_key
+        yield session
+
+
+@pytest.fixture(scope="module")
+def small_collection(qdrant_url: str, http: requests.Session) -> Iterator[str]:
     name = f"filters_{uuid.uuid4().hex[:8]}"
     url = f"{qdrant_url}/collections/{name}"
-    requests.put(url, json={"vectors": {"size": 2, "distance": "Dot"}}).raise_for_status()
+    http.put(url, json={"vectors": {"size": 2, "distance": "Dot"}}).raise_for_status()
     points = [{"id": 1, "vector": [1, 0], "payload": {"b": 1}}, {"id": 2, "vector": [1, 0], "payload": {"b": True}}]
-    requests.put(f"{url}/points?wait=true", json={"points": points}).raise_for_status()
+    http.put(f"{url}/points?wait=true", json={"points": points}).raise_for_status()
     yield url
-    requests.delete(url)
+    http.delete(url)
 
 
 @pytest.mark.parametrize(("condition", "status", "named"), MALFORMED, ids=[str(case[0]) for case in MALFORMED])
 @pytest.mark.parametrize("endpoint", ["count", "scroll", "delete"])
 def test_a_filter_value_of_the_wrong_type_is_refused_naming_it(
-    small_collection: str, condition: dict[str, Any], status: int, named: str, endpoint: str
+    http: requests.Session, small_collection: str, condition: dict[str, Any], status: int, named: str, endpoint: str
 ) -> None:
     body = {"filter": {"must": [condition]}}
-    response = requests.post(f"{small_collection}/points/{endpoint}", json=body)
+    response = http.post(f"{small_collection}/points/{endpoint}", json=body)
     assert response.status_code == status, response.text
     assert named in response.json()["status"]["error"]
-    assert requests.post(f"{small_collection}/points/count", json={}).json()["result"]["count"] == 2
+    assert http.post(f"{small_collection}/points/count", json={}).json()["result"]["count"] == 2
 
 
 @pytest.mark.parametrize("start_from", [True, "not a date", [1]])
-def test_an_order_by_start_from_of_the_wrong_type_is_refused_naming_it(qdrant_url: str, start_from: Any) -> None:
+def test_an_order_by_start_from_of_the_wrong_type_is_refused_naming_it(
+    http: requests.Session, qdrant_url: str, start_from: Any
+) -> None:
     """`StartFrom` is an integer, a float or a datetime (types.rs, v1.19.0); `true` is none of them."""
     name = f"order_{uuid.uuid4().hex[:8]}"
     url = f"{qdrant_url}/collections/{name}"
-    requests.put(url, json={"vectors": {"size": 2, "distance": "Dot"}}).raise_for_status()
+    http.put(url, json={"vectors": {"size": 2, "distance": "Dot"}}).raise_for_status()
     try:
-        requests.put(f"{url}/index?wait=true", json={"field_name": "n", "field_schema": "integer"}).raise_for_status()
+        http.put(f"{url}/index?wait=true", json={"field_name": "n", "field_schema": "integer"}).raise_for_status()
         body = {"order_by": {"key": "n", "start_from": start_from}}
-        response = requests.post(f"{url}/points/scroll", json=body)
+        response = http.post(f"{url}/points/scroll", json=body)
         assert response.status_code == 400, response.text
         assert "start_from" in response.json()["status"]["error"]
     finally:
-        requests.delete(url)
+        http.delete(url)
