@@ -55,7 +55,9 @@ LEVELS: dict[str, tuple[list[str], str | None]] = {
     "a": (NESTED_KEYS + ["s", "s[].k", "s[].i"], "s"),
     "s": (["k", "i"], None),
 }
-# order_by reads a numeric or datetime payload index; these keys are only ordered by, never filtered on
+# order_by reads a numeric or datetime payload index; these keys are only ordered by, never filtered on, and
+# hold values of their index's type only: an integer index keeps integral numbers alone (`value_to_integer`,
+# lib/segment/src/index/field_index/utils.rs, v1.19.0), so Qdrant never orders by `oi: 2.25`; local mode does.
 ORDER_KEYS = {
     "oi": models.PayloadSchemaType.INTEGER,
     "of": models.PayloadSchemaType.FLOAT,
