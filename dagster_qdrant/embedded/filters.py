@@ -16,6 +16,7 @@ import qdrant_edge as edge
 from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid
 
 MAX_POINT_ID = 2**64 - 1
+INT64_RANGE = range(-(2**63), 2**63)  # Qdrant's `IntPayloadType` (i64)
 _FILTER_KEYS = ("must", "should", "must_not", "min_should")
 
 
@@ -85,7 +86,20 @@ def _string_list(value: Any, where: str) -> list[str]:
 
 
 def parse_filter(value: Any) -> edge.Filter | None:
-    """A Qdrant `Filter` object (or null) as an Edge `Filter`."""
+    """A Qdrant `Filter` object (or null) as an Edge `Filter`.
+
+    Values of the wrong type are a 400, as Qdrant's deserializer makes them: where a check below does not name
+    the problem first, the engine's constructor refuses the value and its message is passed on.
+    """
+    try:
+        return _filter(value)
+    except KeyError as error:
+        raise bad_json(f"filter: missing field {error}") from None
+    except (TypeError, ValueError, OverflowError) as error:
+        raise bad_json(f"filter: {error}") from None
+
+
+def _filter(value: Any) -> edge.Filter | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -112,7 +126,12 @@ def _conditions(value: Any) -> list[Any] | None:
 def _min_should(value: Any) -> edge.MinShould:
     if not isinstance(value, dict) or "conditions" not in value or "min_count" not in value:
         raise bad_json(f"min_should must be {{conditions: [...], min_count: N}}, got {value!r}")
-    return edge.MinShould(conditions=_conditions(value["conditions"]) or [], min_count=int(value["min_count"]))
+    min_count = value["min_count"]
+    if type(min_count) is not int or min_count < 0:
+        raise bad_json(f"min_should.min_count must be an unsigned integer, got {min_count!r}")
+    if min_count < 1:
+        raise invalid("min_should.min_count: min_count must be greater than 0")
+    return edge.MinShould(conditions=_conditions(value["conditions"]) or [], min_count=min_count)
 
 
 def parse_condition(value: Any) -> Any:
@@ -129,16 +148,18 @@ def parse_condition(value: Any) -> Any:
     if "is_null" in given:
         return edge.IsNullCondition(_key_of(given["is_null"], "is_null"))
     if "has_vector" in given:
-        return edge.HasVectorCondition(str(given["has_vector"]))
+        if not isinstance(given["has_vector"], str):
+            raise bad_json(f"has_vector must be a vector name, got {given['has_vector']!r}")
+        return edge.HasVectorCondition(given["has_vector"])
     if "slice" in given:
         return _slice_condition(given["slice"])
     if "nested" in given:
         nested = given["nested"]
         if not isinstance(nested, dict) or "key" not in nested or "filter" not in nested:
             raise bad_json(f"nested must be {{key, filter}}, got {nested!r}")
-        return edge.NestedCondition(nested["key"], parse_filter(nested["filter"]))
+        return edge.NestedCondition(nested["key"], _filter(nested["filter"]))
     if any(key in given for key in _FILTER_KEYS) or not given:
-        return parse_filter(given)
+        return _filter(given)
     raise bad_json(f"unknown filter condition {value!r}")
 
 
@@ -149,7 +170,7 @@ def _key_of(value: Any, where: str) -> str:
 
 
 def _slice_condition(value: Any) -> Any:
-    if not isinstance(value, dict) or not isinstance(value.get("total"), int) or not isinstance(value.get("index"), int):
+    if not isinstance(value, dict) or type(value.get("total")) is not int or type(value.get("index")) is not int:
         raise bad_json(f"slice must be {{total: N, index: i}} with integers, got {value!r}")
     total, index = value["total"], value["index"]
     if total < 1:
@@ -182,11 +203,12 @@ def _field_condition(value: dict[str, Any]) -> edge.FieldCondition:
             [_geo_line(ring) for ring in interiors] if interiors else None,
         )
     if "values_count" in value:
-        arguments["values_count"] = edge.ValuesCount(**_numbers(value["values_count"], ("lt", "gt", "lte", "gte")))
-    if "is_empty" in value:
-        arguments["is_empty"] = bool(value["is_empty"])
-    if "is_null" in value:
-        arguments["is_null"] = bool(value["is_null"])
+        arguments["values_count"] = _values_count(value["values_count"])
+    for flag in ("is_empty", "is_null"):
+        if flag in value:
+            if not isinstance(value[flag], bool):
+                raise bad_json(f"{flag} of a field condition must be true or false, got {value[flag]!r}")
+            arguments[flag] = value[flag]
     if not arguments:
         raise bad_json(f"field condition on {key!r} has nothing to check (match, range, geo_*, values_count, ...)")
     return edge.FieldCondition(key, **arguments)
@@ -199,9 +221,9 @@ def _match(value: Any) -> Any:
     if "value" in given:
         return edge.MatchValue(_match_value(given["value"]))
     if "any" in given:
-        return edge.MatchAny(given["any"])
+        return edge.MatchAny(_match_values(given["any"], "any"))
     if "except" in given:
-        return edge.MatchExcept(given["except"])
+        return edge.MatchExcept(_match_values(given["except"], "except"))
     if "text" in given:
         return edge.MatchText(given["text"])
     if "text_any" in given:
@@ -226,7 +248,23 @@ def _match_value(value: Any) -> Any:
     """
     if isinstance(value, bool):
         return np.bool_(value)
-    return value
+    if isinstance(value, str) or (type(value) is int and value in INT64_RANGE):
+        return value
+    raise bad_json(f"match.value must be a string, a 64-bit integer or a boolean, got {value!r}")
+
+
+def _match_values(value: Any, where: str) -> list[Any]:
+    """`AnyVariants`: a list of strings or a list of 64-bit integers, never booleans.
+
+    Qdrant's `AnyVariants` has no boolean variant, so `{"any": [true]}` is refused; the binding would take a
+    Python `bool` as the integer 1 and match integers instead.
+    """
+    if isinstance(value, list):
+        if all(isinstance(item, str) for item in value):
+            return value
+        if all(type(item) is int and item in INT64_RANGE for item in value):
+            return value
+    raise bad_json(f"match.{where} must be a list of strings or a list of 64-bit integers, got {value!r}")
 
 
 def _range(value: Any) -> Any:
@@ -234,17 +272,24 @@ def _range(value: Any) -> Any:
         raise bad_json(f"range must be an object with gt/gte/lt/lte, got {value!r}")
     bounds = {key: value.get(key) for key in ("gt", "gte", "lt", "lte") if value.get(key) is not None}
     if any(isinstance(bound, str) for bound in bounds.values()):
-        return edge.RangeDateTime(**{key: str(bound) for key, bound in bounds.items()})
+        if not all(isinstance(bound, str) for bound in bounds.values()):
+            raise bad_json(f"range bounds must be all numbers or all datetime strings, got {value!r}")
+        return edge.RangeDateTime(**bounds)
     for key, bound in bounds.items():
         if not isinstance(bound, (int, float)) or isinstance(bound, bool):
             raise bad_json(f"range.{key} must be a number or a datetime string, got {bound!r}")
     return edge.RangeFloat(**{key: float(bound) for key, bound in bounds.items()})
 
 
-def _numbers(value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+def _values_count(value: Any) -> edge.ValuesCount:
+    """`ValuesCount`: bounds are unsigned integers (a bool is not one, though Python says it is an int)."""
     if not isinstance(value, dict):
-        raise bad_json(f"expected an object with {keys}, got {value!r}")
-    return {key: value[key] for key in keys if value.get(key) is not None}
+        raise bad_json(f"values_count must be an object with lt/gt/lte/gte, got {value!r}")
+    bounds = {key: value[key] for key in ("lt", "gt", "lte", "gte") if value.get(key) is not None}
+    for key, bound in bounds.items():
+        if type(bound) is not int or bound < 0:
+            raise bad_json(f"values_count.{key} must be an unsigned integer, got {bound!r}")
+    return edge.ValuesCount(**bounds)
 
 
 def _geo_point(value: Any) -> edge.GeoPoint:

@@ -33,11 +33,18 @@ def parse_order_by(value: Any) -> edge.OrderBy | None:
     direction = value.get("direction")
     if direction not in (None, "asc", "desc"):
         raise bad_json(f"unknown variant `{direction}` for order_by.direction, expected `asc` or `desc`")
-    return edge.OrderBy(
-        value["key"],
-        direction=None if direction is None else (edge.Direction.Asc if direction == "asc" else edge.Direction.Desc),
-        start_from=value.get("start_from"),
-    )
+    start_from = value.get("start_from")
+    if start_from is not None and (isinstance(start_from, bool) or not isinstance(start_from, (int, float, str))):
+        # Qdrant's `StartFrom` is an integer, a float or a datetime; the binding would take a bool as 1
+        raise bad_json(f"order_by.start_from must be a number or a datetime string, got {start_from!r}")
+    try:
+        return edge.OrderBy(
+            value["key"],
+            direction=None if direction is None else (edge.Direction.Asc if direction == "asc" else edge.Direction.Desc),
+            start_from=start_from,
+        )
+    except (TypeError, ValueError, OverflowError) as error:
+        raise bad_json(f"order_by.start_from {start_from!r}: {error}") from None
 
 
 def _search_params(value: Any) -> edge.SearchParams | None:
