@@ -68,6 +68,34 @@ class Owner:
     def this_process(cls) -> Owner:
         return cls(host_key(), os.getpid())
 
+    @classmethod
+    def java_ancestor(cls) -> Owner | None:
+        """The JVM this Python process descends from: a Spark driver's, for the Python worker that plans a
+        write (itself gone as soon as it has planned). None where /proc cannot tell."""
+        pid = os.getpid()
+        for _ in range(16):
+            stat = _proc_stat(pid)
+            if stat is None:
+                return None
+            command, parent = stat
+            if command == "java":
+                return cls(host_key(), pid)
+            if parent <= 1:
+                return None
+            pid = parent
+        return None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(command, parent pid) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    command = text[text.index("(") + 1 : text.rindex(")")]
+    return command, int(text[text.rindex(")") + 2 :].split()[1])
+
 
 def host_key() -> str:
     """Eight hex digits naming this host, short enough for a collection name."""

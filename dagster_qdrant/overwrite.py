@@ -16,8 +16,9 @@ Overwrite: the tasks write into a fresh staging collection (a version of the tar
 - anything refused (a bad value, duplicate ids, a task failure): the staging collection is dropped and the
   target is left exactly as it was.
 
-A killed writer leaves at most a staging collection, which a later overwrite of the same target sweeps
-once it is older than ``collections.STALE_AFTER_SECONDS`` with no heartbeat.
+A killed writer leaves at most a staging collection. Its name records the Spark driver's JVM (the
+planning Python worker's ancestor), so a later overwrite of the same target on this host sweeps it as
+soon as that JVM is gone; from another host, once it is older than ``collections.STALE_AFTER_SECONDS``.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Staging:
                 collection=target,
             )
         lifecycle.sweep(http, target)
-        staging = lifecycle.new_version_name(target)
+        staging = lifecycle.new_version_name(target, owner=lifecycle.Owner.java_ancestor())
         if info is not None:
             lifecycle.create_like(http, staging, info, lifecycle.lease_metadata())
         return cls(target, staging, info is not None)
@@ -177,6 +178,8 @@ def settle(
     lost_tasks = len(outcomes) - len(finished)
     ids = [outcome.ids for outcome in finished if outcome.ids is not None]
     repeated = repeated_ids(ids) if options.id_field is not None else []
+    if len(ids) == len(finished) - len(errors):  # every finished task sent its ids: points, not rows
+        landed = distinct_ids(ids) + sum(outcome.points_written for outcome in errors)
     if not errors and not repeated and not aborting and lost_tasks == 0:
         if staging is None:
             return landed
