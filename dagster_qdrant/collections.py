@@ -34,7 +34,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,12 +368,6 @@ def _pages(http: Any, collection: str, request: dict[str, Any], limit: int) -> I
             return
 
 
-@contextmanager
-def heartbeat(http: Any, collection: str, interval: float = HEARTBEAT_SECONDS) -> Iterator[None]:
-    with Heartbeat(http, collection, interval):
-        yield
-
-
 __all__ = [
     "HEARTBEAT_SECONDS",
     "Heartbeat",
@@ -385,7 +378,6 @@ __all__ = [
     "alias_target",
     "create_like",
     "drop_quietly",
-    "heartbeat",
     "is_expired",
     "is_served",
     "lease_metadata",
