@@ -16,7 +16,8 @@ so nothing that readers see changes until the data is complete:
   never-served version whose writer is dead (``is_expired``), never one a live writer is still filling.
 
 The rule for "dead": a version whose owner process is recorded in its name and runs on this host is dead
-exactly when that process is gone (or the pid now belongs to a process started after the version); any
+exactly when that process is gone (or the pid now belongs to a process started after the version, or the
+writer recorded on this host that it gave the version up without being able to drop it); any
 other version is dead when its last sign of life, the newest of the time in its name and the
 ``heartbeat`` its writer keeps in the collection's metadata (``dagster_qdrant.heartbeat``, refreshed by
 ``Heartbeat`` on servers that keep collection metadata), is older than ``stale_after`` seconds.
@@ -30,11 +31,13 @@ import logging
 import os
 import re
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dagster_qdrant.errors import QdrantError, QdrantNotFoundError
@@ -156,11 +159,31 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def _settled_path(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / "dagster_qdrant-settled" / hashlib.sha1(name.encode()).hexdigest()
+
+
+def mark_settled(name: str) -> None:
+    """Record on this host that nobody writes ``name`` any more, though it could not be dropped (the server
+    was unreachable): its owner process may live on (a notebook's Spark driver), so without this record the
+    version would wait for that process to end."""
+    path = _settled_path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as error:
+        logger.warning("could not record %r as settled: %s", name, error)
+
+
+def is_settled(name: str) -> bool:
+    return _settled_path(name).exists()
+
+
 def is_expired(version: Version, info: dict[str, Any] | None, *, stale_after: float, now: float | None = None) -> bool:
     """Whether the writer of a never-served version is gone (the rule in the module docstring)."""
     owner = version.owner
     if owner is not None and owner.host == host_key():
-        if not process_alive(owner.pid):
+        if not process_alive(owner.pid) or is_settled(version.name):
             return True
         return bool(process_started_after(owner.pid, version.created))
     last = max(version.created, _heartbeat(info))
@@ -219,34 +242,27 @@ def alias_target(http: Any, alias: str) -> str | None:
 
 
 def copy_config_body(info: dict[str, Any]) -> dict[str, Any]:
-    """A create-collection body configured like ``info`` (vectors, sparse vectors, HNSW, quantization)."""
+    """A create-collection body configured like ``info``: vectors, sparse vectors, HNSW, quantization and
+    the collection's own metadata."""
     config = info.get("config") or {}
     params = config.get("params") or {}
     body: dict[str, Any] = {"vectors": params.get("vectors") or {}}
-    for key in ("sparse_vectors", "on_disk_payload"):
-        if params.get(key) is not None:
-            body[key] = params[key]
-    for key, target in (("hnsw_config", "hnsw_config"), ("quantization_config", "quantization_config")):
-        if config.get(key):
-            body[target] = config[key]
+    body.update({key: params[key] for key in ("sparse_vectors", "on_disk_payload") if params.get(key) is not None})
+    body.update({key: config[key] for key in ("hnsw_config", "quantization_config", "metadata") if config.get(key)})
     return body
 
 
 def payload_indexes(info: dict[str, Any]) -> dict[str, Any]:
-    """Field -> index schema (with its params, when the server gave them) for ``create_payload_index``."""
-    indexes = {}
-    for field, index in (info.get("payload_schema") or {}).items():
-        kind = index.get("data_type")
-        params = index.get("params")
-        indexes[field] = params if params else kind
-    return indexes
+    """Field -> index schema (its params, which name the type, when the server gave them)."""
+    schema = info.get("payload_schema") or {}
+    return {field: index.get("params") or index.get("data_type") for field, index in schema.items()}
 
 
 def create_like(http: Any, name: str, info: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
     """Create ``name`` configured like ``info``, with the same payload indexes."""
     body = copy_config_body(info)
     if metadata:
-        body["metadata"] = metadata
+        body["metadata"] = {**(body.get("metadata") or {}), **metadata}
     http.create_collection(name, body)
     for field, schema in payload_indexes(info).items():
         http.create_payload_index(name, field, schema)
@@ -321,6 +337,7 @@ def sweep(
             continue
         if drop_quietly(http, name):
             dropped.append(name)
+        _settled_path(name).unlink(missing_ok=True)
     return dropped
 
 
@@ -380,8 +397,10 @@ __all__ = [
     "drop_quietly",
     "is_expired",
     "is_served",
+    "is_settled",
     "lease_metadata",
     "mark_served",
+    "mark_settled",
     "new_version_name",
     "parse_version",
     "replace_points",

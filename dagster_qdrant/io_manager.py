@@ -359,6 +359,7 @@ def _drop_quietly(context: OutputContext, http: Any, collection: str) -> None:
         if http.collection_exists(collection):
             http.delete_collection(collection)
     except QdrantError as error:
+        lifecycle.mark_settled(collection)  # the next materialization's sweep drops it
         context.log.warning(f"Could not drop the unfinished collection {collection!r}: {error}")
 
 

@@ -151,20 +151,20 @@ class Staging:
         return http.count(self.target, exact=True)
 
     def drop(self, options: WriteOptions) -> bool:
-        """Roll back: drop the staging collection, unless a commit began copying it into the target."""
+        """Roll back: drop the staging collection (or, when the server cannot be reached, record on this host
+        that it is given up, so that the next overwrite's sweep drops it)."""
         try:
-            http = QdrantHttp(options)
-            if lifecycle.is_served(http, self.staging):
-                return False
-            return lifecycle.drop_quietly(http, self.staging)
+            return lifecycle.drop_quietly(QdrantHttp(options), self.staging)
         except QdrantError:
+            lifecycle.mark_settled(self.staging)
             return False
 
-    def commit_began(self, options: WriteOptions) -> bool:
+    def commit_began(self, options: WriteOptions) -> bool | None:
+        """Whether a commit started copying into the target (None: the server cannot say now)."""
         try:
             return lifecycle.is_served(QdrantHttp(options), self.staging)
         except QdrantError:
-            return False
+            return None
 
 
 def settle(
@@ -185,10 +185,18 @@ def settle(
             return landed
         expected = distinct_ids(ids) if len(ids) == len(finished) else None
         return staging.commit(options, expected)
-    if staging is not None and staging.commit_began(options):
+    began = (staging.commit_began(options) if aborting else False) if staging is not None else False
+    if staging is not None and began:
         where = (
             f"the commit stopped while copying the staged points into {target!r}, which may hold old and new "
             f"points together; the staged points are kept in {staging.staging!r}: run the overwrite again"
+        )
+    elif staging is not None and began is None:
+        staging.drop(options)
+        where = (
+            f"Qdrant could not be reached to roll the overwrite back: {target!r} is unchanged unless the commit "
+            f"had begun copying into it; the staging collection {staging.staging!r} is dropped by the next "
+            "overwrite: run it again"
         )
     elif staging is not None:
         staging.drop(options)

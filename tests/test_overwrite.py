@@ -121,11 +121,14 @@ def test_a_killed_overwrite_keeps_the_old_points_whole(spark: Any, tmp_path: Pat
         server.kill()
         writer.join(timeout=300)
         assert not writer.is_alive() and failure, "the write should fail while the server is down"
+    assert "could not be reached" in str(failure[0]) or "rolled back" in str(failure[0]), str(failure[0])[-2000:]
     server = start_embedded_qdrant(data, port=port)
     try:
         assert_holds_exactly(server.url, collection_name, old)
+        assert len(versions(server.url, collection_name)) == 1, "the staging collection outlived the server"
         spark_write(spark, new, server.url, collection_name, "overwrite")
         assert_holds_exactly(server.url, collection_name, new)
+        assert versions(server.url, collection_name) == [], "the next overwrite swept the given-up staging"
     finally:
         server.stop()
 
