@@ -24,7 +24,6 @@ soon as that JVM is gone; from another host, once it is older than ``collections
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,35 +40,38 @@ _SHOWN_IDS = 10
 
 @dataclass
 class WrittenIds:
-    """The ids one task wrote, compactly: integer ids as one uint64 array, UUIDs as strings."""
+    """The ids one task wrote, compactly: integer ids as one uint64 array, UUIDs as one array of their text."""
 
     integers: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
-    uuids: list[str] = field(default_factory=list)
+    uuids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="S36"))
 
     @classmethod
     def of(cls, ids: Iterable[Any]) -> WrittenIds:
         integers, uuids = [], []
         for point_id in ids:
             (integers if isinstance(point_id, int) else uuids).append(point_id)
-        return cls(np.array(integers, dtype=np.uint64), uuids)
+        return cls(np.array(integers, dtype=np.uint64), np.array([u.encode() for u in uuids], dtype="S36"))
 
     def __len__(self) -> int:
         return len(self.integers) + len(self.uuids)
 
 
+def _joined(parts: Sequence[WrittenIds], kind: str) -> np.ndarray:
+    empty = np.empty(0, dtype=np.uint64 if kind == "integers" else "S36")
+    return np.concatenate([empty, *(getattr(part, kind) for part in parts)])
+
+
 def repeated_ids(parts: Sequence[WrittenIds]) -> list[Any]:
     """Ids written by more than one task (each task's own ids are already distinct)."""
-    integers = np.concatenate([part.integers for part in parts]) if parts else np.empty(0, dtype=np.uint64)
-    values, counts = np.unique(integers, return_counts=True)
-    repeated: list[Any] = [int(value) for value in values[counts > 1]]
-    uuid_counts = Counter(point_id for part in parts for point_id in part.uuids)
-    repeated += sorted(point_id for point_id, count in uuid_counts.items() if count > 1)
+    repeated: list[Any] = []
+    for kind in ("integers", "uuids"):
+        values, counts = np.unique(_joined(parts, kind), return_counts=True)
+        repeated += [int(v) if kind == "integers" else v.decode() for v in values[counts > 1]]
     return repeated
 
 
 def distinct_ids(parts: Sequence[WrittenIds]) -> int:
-    integers = np.concatenate([part.integers for part in parts]) if parts else np.empty(0, dtype=np.uint64)
-    return len(np.unique(integers)) + len({point_id for part in parts for point_id in part.uuids})
+    return sum(len(np.unique(_joined(parts, kind))) for kind in ("integers", "uuids"))
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,22 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from faultproxy import FaultProxy, free_port, server_count, server_points
 
 from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.errors import QdrantWriteError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import WriteOptions, build_qdrant_write_config
+from dagster_qdrant.overwrite import WrittenIds, distinct_ids, repeated_ids
 from dagster_qdrant.points import write_qdrant_points
 
 DIMENSION = 8
@@ -229,6 +233,16 @@ def test_duplicate_ids_are_refused_whatever_the_partitioning(
         spark_write(spark, data, qdrant_url, target, "overwrite", partitions=partitions)
     assert "Duplicate ids" in str(overwritten.value) and "unchanged" in str(overwritten.value)
     assert_holds_exactly(qdrant_url, target, old)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.integers(0, 2**64 - 1), st.uuids().map(str)), unique=True, max_size=30), max_size=6))
+def test_ids_written_by_two_tasks_are_found_exactly(tasks: list[list[Any]]) -> None:
+    """The driver's check against a plain count of the ids (each task's own ids are distinct)."""
+    parts = [WrittenIds.of(ids) for ids in tasks]
+    counts = Counter(point_id for ids in tasks for point_id in ids)
+    assert sorted(map(str, repeated_ids(parts))) == sorted(str(i) for i, n in counts.items() if n > 1)
+    assert distinct_ids(parts) == len(counts)
 
 
 def lifecycle_exists(url: str, collection: str) -> bool:
