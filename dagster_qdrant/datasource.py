@@ -4,7 +4,8 @@ Reading: ``schema()`` infers the columns from a sample (or takes the given schem
 the filters Qdrant answers exactly, plans disjoint partitions (hash slices on Qdrant 1.19+, id ranges
 before) and turns every scroll page into one Arrow record batch, so no Python row objects are built and a
 task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
-to ``PointWriter``; ``overwrite`` empties the collection once, on the driver, before any task writes.
+to ``PointWriter``; the driver settles the write in ``commit``/``abort`` (``overwrite.py``): ``overwrite``
+writes into a staging collection and replaces the target only once every task has succeeded.
 
 Options come through ``options.py`` (``qdrant.config`` JSON and/or per-key options), validated there;
 ``partitioning`` (``auto``: slices when the server has them, else id ranges; ``slice``; ``id_range``)
@@ -37,6 +38,7 @@ from dagster_qdrant.arrow_points import PointBatchBuilder, check_readable
 from dagster_qdrant.errors import QdrantConfigError, QdrantNotFoundError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
+from dagster_qdrant.overwrite import Staging, TaskOutcome, WrittenIds, settle
 from dagster_qdrant.partitions import (
     ScrollPartition,
     id_range_partitions,
@@ -123,9 +125,7 @@ class QdrantDataSource(DataSource):
 
     def writer(self, schema: StructType, overwrite: bool) -> QdrantArrowWriter:
         options = WriteOptions.from_spark_options(self.options)
-        if overwrite:
-            empty_collection(options)
-        return QdrantArrowWriter(options)
+        return QdrantArrowWriter(options, Staging.prepare(options) if overwrite else None)
 
     def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
         # Imported here: streaming is optional and most reads and writes never need it.
@@ -133,13 +133,6 @@ class QdrantDataSource(DataSource):
 
         # The raw options: the stream writer drops the streaming engine's own (checkpointLocation).
         return QdrantStreamWriter(dict(self.options), schema, overwrite)
-
-
-def empty_collection(options: WriteOptions) -> None:
-    """Delete every point, keeping the collection's configuration and indexes (overwrite mode)."""
-    http = QdrantHttp(options)
-    if http.collection_exists(options.collection):
-        http.delete_points(options.collection, {"filter": {}}, wait=True)
 
 
 class QdrantReader(DataSourceReader):
@@ -281,28 +274,61 @@ class _ArrayScroll:
 
 @dataclass
 class QdrantCommitMessage(WriterCommitMessage):
-    """What one task wrote: the driver adds these up."""
+    """What one task wrote (also when it stopped on a Qdrant error): the driver settles the write with these."""
 
     points_written: int
     requests: int
     seconds: float
+    ids: WrittenIds | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+    def outcome(self) -> TaskOutcome:
+        return TaskOutcome(self.points_written, self.ids, self.error, self.error_type)
 
 
 class QdrantArrowWriter(DataSourceArrowWriter):
-    """One per task: Spark's Arrow batches straight into ``PointWriter`` (validated, batched upserts)."""
+    """One per task: Spark's Arrow batches straight into ``PointWriter`` (validated, batched upserts).
 
-    def __init__(self, options: WriteOptions) -> None:
+    Built on the driver (with the overwrite's staging collection, if any), pickled to every task and to
+    ``commit``/``abort``. A task's Qdrant error is returned, not raised, so that the driver sees every
+    task's count and ids and can say exactly what landed.
+    """
+
+    def __init__(self, options: WriteOptions, staging: Staging | None = None) -> None:
         self.options = options
+        self.staging = staging
         self.points_written = 0
 
     def write(self, iterator: Iterator[pa.RecordBatch]) -> QdrantCommitMessage:
+        import time
+
+        from dagster_qdrant.errors import QdrantError
         from dagster_qdrant.writer import PointWriter
 
-        report = PointWriter(self.options).write_batches(iterator)
-        return QdrantCommitMessage(report.points_written, report.requests, report.seconds)
+        options = self.staging.task_options(self.options) if self.staging else self.options
+        writer = PointWriter(options)
+        started = time.perf_counter()
+        try:
+            report = writer.write_batches(iterator)
+        except QdrantError as error:
+            written = int(getattr(error, "written", 0))
+            return QdrantCommitMessage(
+                written, 0, time.perf_counter() - started, None, str(error), type(error).__name__
+            )
+        ids = WrittenIds.of(writer.ids_seen)
+        return QdrantCommitMessage(report.points_written, report.requests, report.seconds, ids)
 
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
-        self.points_written = sum(m.points_written for m in messages if isinstance(m, QdrantCommitMessage))
+        self.points_written = settle(self.options, self.staging, _outcomes(messages), aborting=False)
+
+    def abort(self, messages: list[WriterCommitMessage | None]) -> None:
+        """Spark calls this when a task or ``commit`` failed: roll an overwrite back, say what landed."""
+        settle(self.options, self.staging, _outcomes(messages), aborting=True)
+
+
+def _outcomes(messages: list[WriterCommitMessage | None]) -> list[TaskOutcome | None]:
+    return [m.outcome() if isinstance(m, QdrantCommitMessage) else None for m in messages]
 
 
 def register_qdrant_data_source(spark: Any) -> None:
@@ -379,7 +405,6 @@ __all__ = [
     "QdrantDataSource",
     "QdrantReader",
     "check_worker_python",
-    "empty_collection",
     "infer_read_schema",
     "register_qdrant_data_source",
 ]

@@ -147,16 +147,23 @@ class QdrantWriteError(QdrantError):
         message: str,
         *,
         written: int = 0,
-        failed: int = 0,
+        failed: int | None = 0,
+        unread_from: int | None = None,
         failed_ids: Iterable[Any] | None = None,
         status: int | None = None,
         collection: str | None = None,
     ) -> None:
         self.written = written
         self.failed = failed
+        self.unread_from = unread_from
         self.failed_ids = _sample(failed_ids)
+        counts = f"{written} points written"
+        if failed is not None:  # None: the writer cannot know (the driver of a Spark write never sees the rows)
+            counts += f", {failed} points not written"
+        if unread_from is not None:
+            counts += f", nor any row from row {unread_from} on (the input was not read further)"
         super().__init__(
-            f"{message}; {written} points written, {failed} points not written",
+            f"{message}; {counts}",
             status=status,
             collection=collection,
             point_ids=self.failed_ids,

@@ -364,6 +364,15 @@ class QdrantHttp:
             raise
         return True
 
+    def update_collection(self, name: str, body: dict[str, Any]) -> Any:
+        """``PATCH /collections/{name}``: parameters, or ``{"metadata": ...}`` (merged into the collection's)."""
+        return self.request("PATCH", _collection_path(name), body, collection=name)
+
+    def list_collections(self) -> list[str]:
+        """The names of every collection (aliases not included)."""
+        result = self.request("GET", "/collections") or {}
+        return [entry["name"] for entry in result.get("collections", [])]
+
     def delete_collection(self, name: str) -> bool:
         return bool(self.request("DELETE", _collection_path(name), collection=name))
 

@@ -4,9 +4,13 @@ Writes and reads go through the ``qdrant`` Spark data source, so points move in 
 Spark tasks; the driver only does the few collection-level requests (aliases, deletes, counts).
 
 - Unpartitioned assets replace the whole collection with no moment where readers see it half-written:
-  the DataFrame goes into a fresh collection ``{name}__{version}``, then one atomic alias update moves the
-  alias ``{name}`` to it, and the previous version is dropped. A failed write drops the fresh collection
-  and leaves the alias on the previous one.
+  the DataFrame goes into a fresh version collection (``collections.new_version_name``: the time, the run
+  and this process), then one atomic alias update moves the alias ``{name}`` to it, and the previous
+  version is dropped. A failed write drops the fresh collection and leaves the alias on the previous one.
+  Every materialization ends with a sweep (``collections.sweep``): versions another run displaced and
+  versions of dead runs are dropped, versions live runs are still writing are kept, so after any mix of
+  concurrent, failed and killed runs one version per asset remains. Two concurrent runs: the last swap
+  wins; each run's metadata names the version it served.
 - Partitioned assets (static, time-window, multi-dimensional) share one plain collection ``{name}``; each
   point carries its partition key in a payload field (``_partition``), so a partition is replaced by a
   delete-by-filter then an upsert, and reads ask only for the partitions they need.
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Optional
@@ -32,12 +35,13 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 from pydantic import Field
 
+from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.errors import QdrantConfigError, QdrantError
 from dagster_qdrant.options import QDRANT_FORMAT
 from dagster_qdrant.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 
-VERSION_SEPARATOR = "__"
-"""Between a collection's name and its version: ``documents__1a2b3c4d`` serves the alias ``documents``."""
+VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
+"""Between a collection's name and its version: ``documents__20240503120000a1b2_r1a2b3c4d_h...p...``."""
 
 
 class QdrantPySparkIOManager(ConfigurableIOManager):
@@ -73,6 +77,14 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
     progress_interval: float = Field(
         default=10.0, description="Seconds between progress log lines during a write."
     )
+    stale_after: float = Field(
+        default=lifecycle.STALE_AFTER_SECONDS,
+        description=(
+            "Seconds without a sign of life after which an unfinished version written from another host is "
+            "treated as abandoned and dropped by the next materialization (versions written on this host are "
+            "dropped as soon as their process is gone)."
+        ),
+    )
 
     # ------------------------------------------------------------------ handle_output
 
@@ -101,48 +113,55 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         frame: Any,
         write_options: dict[str, Any],
     ) -> dict[str, Any]:
-        """Write a fresh version, then move the alias to it in one request, then drop the old version."""
+        """Write a fresh version, move the alias to it in one request, drop the old version, sweep."""
         http = connection.http()
-        previous = _alias_target(http, alias)
-        version = _new_version_name(http, alias, context)
+        version = lifecycle.new_version_name(
+            alias, run=_run_id_block(context), owner=lifecycle.Owner.this_process()
+        )
         context.log.info(f"Writing {alias!r} into the new collection {version!r}")
         try:
-            seconds = self._write_frame(context, connection, version, frame, write_options)
+            with lifecycle.Heartbeat(http, version):
+                seconds = self._write_frame(context, connection, version, frame, write_options)
+            if not http.collection_exists(version):  # an empty DataFrame writes no point, creates nothing
+                _create_empty(context, http, version, lifecycle.alias_target(http, alias))
+            # Counted before the swap: once served, a later run may replace and drop it at any moment.
+            points = http.count(version, exact=True)
+            info = http.collection_info(version)
         except BaseException:
             _drop_quietly(context, http, version)
             raise
-        if not http.collection_exists(version):  # an empty DataFrame writes no point, creates nothing
-            _create_empty(context, http, version, previous)
-        self._move_alias(context, http, alias, version, previous)
-        if previous is not None and previous != version:
-            http.delete_collection(previous)
+        previous = self._move_alias(context, http, alias, version)
+        if previous is not None and previous != version and lifecycle.drop_quietly(http, previous):
             context.log.info(f"Dropped the previous version {previous!r}")
-        points = http.count(version, exact=True)
+        for name in lifecycle.sweep(http, alias, stale_after=self.stale_after, keep=[version]):
+            context.log.info(f"Dropped {name!r}, a version no run will serve (displaced, or of a dead run)")
+        serving = lifecycle.alias_target(http, alias)
+        if serving != version:
+            context.log.warning(
+                f"A concurrent materialization of {alias!r} swapped in {serving!r} after this run served {version!r}"
+            )
+            lifecycle.sweep(http, alias, stale_after=self.stale_after)
         return {
             "dagster/row_count": points,
             "collection": version,
             "alias": alias,
-            **_vector_metadata(http.collection_info(version)),
+            **_vector_metadata(info),
             **_speed_metadata(points, seconds),
         }
 
-    def _move_alias(
-        self, context: OutputContext, http: Any, alias: str, version: str, previous: Optional[str]
-    ) -> None:
-        create = {"create_alias": {"collection_name": version, "alias_name": alias}}
-        if previous is not None:
-            http.update_aliases([{"delete_alias": {"alias_name": alias}}, create])
-            return
-        if http.collection_exists(alias):
-            # A plain collection holds the name (made by hand, by another tool, or by this asset when it
-            # was partitioned). An alias cannot share a collection's name, so it goes first: this one
-            # switch has a moment with no collection under the name; every later one is atomic.
-            context.log.warning(
-                f"A plain collection {alias!r} holds the asset's name: dropping it so that the alias "
-                f"{alias!r} can point to {version!r}; from now on every materialization swaps atomically"
-            )
-            http.delete_collection(alias)
-        http.update_aliases([create])
+    def _move_alias(self, context: OutputContext, http: Any, alias: str, version: str) -> Optional[str]:
+        """Point the alias at the version (atomically); returns what it served before."""
+        if lifecycle.alias_target(http, alias) is not None or alias not in http.list_collections():
+            return lifecycle.swap_alias(http, alias, version)
+        # A plain collection holds the name (made by hand, by another tool, or by this asset when it was
+        # partitioned). An alias cannot share a collection's name, so it goes first: this one switch has a
+        # moment with no collection under the name; every later one is atomic.
+        context.log.warning(
+            f"A plain collection {alias!r} holds the asset's name: dropping it so that the alias "
+            f"{alias!r} can point to {version!r}; from now on every materialization swaps atomically"
+        )
+        lifecycle.drop_quietly(http, alias)
+        return lifecycle.swap_alias(http, alias, version)
 
     def _write_partition(
         self,
@@ -326,16 +345,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _new_version_name(http: Any, alias: str, context: OutputContext) -> str:
-    """``{alias}__{first block of the run id}``: traceable to its run; a random part is added when the name
-    is taken (a retried step, or a context with no run id)."""
-    run_part = _run_id_block(context)
-    name = f"{alias}{VERSION_SEPARATOR}{run_part}"
-    if not run_part or http.collection_exists(name):
-        name = f"{name}{uuid.uuid4().hex[:8]}"
-    return name
-
-
 def _run_id_block(context: OutputContext) -> str:
     try:
         run_id = context.run_id
@@ -344,20 +353,13 @@ def _run_id_block(context: OutputContext) -> str:
     return (run_id or "").split("-")[0]
 
 
-def _alias_target(http: Any, alias: str) -> Optional[str]:
-    """The collection the alias points to now, or None when there is no such alias."""
-    for entry in http.list_aliases():
-        if entry.get("alias_name") == alias:
-            return entry.get("collection_name")
-    return None
-
-
 def _drop_quietly(context: OutputContext, http: Any, collection: str) -> None:
     """After a failed write: drop the half-written version; the original error is what matters."""
     try:
         if http.collection_exists(collection):
             http.delete_collection(collection)
     except QdrantError as error:
+        lifecycle.mark_settled(collection)  # the next materialization's sweep drops it
         context.log.warning(f"Could not drop the unfinished collection {collection!r}: {error}")
 
 

@@ -68,6 +68,7 @@ class _Progress:
     written: int = 0
     requests: int = 0
     seen: int = 0
+    exhausted: bool = False
     error: QdrantError | None = None
     pending: deque[tuple[Future[Any], int]] = field(default_factory=deque)
 
@@ -127,6 +128,11 @@ class PointWriter:
             raise self._final_error(progress) from progress.error
         return WriteReport(progress.written, progress.requests, time.perf_counter() - started)
 
+    @property
+    def ids_seen(self) -> set[Any]:
+        """The ids of every point this writer took (all of them written once a write returned)."""
+        return self._seen_ids
+
     # ----- sending --------------------------------------------------------------------------------
 
     def _send_all(self, parts: Iterable[PointColumns], progress: _Progress, pool: ThreadPoolExecutor) -> None:
@@ -150,6 +156,7 @@ class PointWriter:
                     progress.pending.append((future, len(piece)))
                     while len(progress.pending) >= self.options.max_in_flight:
                         self._collect(progress)
+        progress.exhausted = True
 
     def _collect(self, progress: _Progress) -> None:
         future, rows = progress.pending.popleft()
@@ -234,10 +241,11 @@ class PointWriter:
         )
 
     def _check_duplicates(self, part: PointColumns) -> None:
-        if self.options.id_field is None:
-            return  # content ids: equal rows are the same point, written once
         ids = part.ids
         unique = set(ids)
+        if self.options.id_field is None:
+            self._seen_ids |= unique  # content ids: equal rows are the same point, written once
+            return
         repeated = [i for i in unique if i in self._seen_ids]
         if len(unique) != len(ids):
             counts: dict[Any, int] = {}
@@ -324,6 +332,7 @@ class PointWriter:
             f"Writing to collection {self.options.collection!r} stopped: {error.message}",
             written=progress.written,
             failed=max(progress.seen - progress.written, 0),
+            unread_from=None if progress.exhausted else progress.seen,
             failed_ids=error.point_ids,
             status=error.status,
             collection=self.options.collection,

@@ -210,7 +210,7 @@ def test_each_task_reports_the_points_it_wrote(qdrant_url, qdrant_api_key, colle
     message = writer.write(iter([batch.slice(0, 12), batch.slice(12)]))
     assert isinstance(message, QdrantCommitMessage)
     assert message.points_written == 20 and message.requests >= 3
-    writer.commit([message, None, QdrantCommitMessage(5, 1, 0.1)])
+    writer.commit([message, QdrantCommitMessage(5, 1, 0.1)])
     assert writer.points_written == 25
 
 

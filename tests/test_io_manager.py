@@ -285,28 +285,38 @@ def test_outputs_that_are_not_spark_dataframes_are_refused(io_manager: QdrantPyS
         write(io_manager, "not_a_frame", [1, 2, 3])
 
 
-@pytest.mark.vcr
 def test_alias_moves_in_one_atomic_request_then_the_old_version_is_dropped(
-    spark: Any, io_manager: QdrantPySparkIOManager, vcr: Any
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = "cassette_documents"
-    write(io_manager, name, frame(spark, range(1, 6)), run_id="11111111-0000-0000-0000-000000000000")
-    write(io_manager, name, frame(spark, range(1, 8)), run_id="22222222-0000-0000-0000-000000000000")
-    requests = [(r.method, r.path, r.body) for r in vcr.requests]
-    alias_updates = [_json(body) for method, path, body in requests if path == "/collections/aliases"]
-    assert alias_updates[0] == {
-        "actions": [{"create_alias": {"collection_name": f"{name}__11111111", "alias_name": name}}]
-    }
-    assert alias_updates[1] == {
-        "actions": [
-            {"delete_alias": {"alias_name": name}},
-            {"create_alias": {"collection_name": f"{name}__22222222", "alias_name": name}},
-        ]
-    }
-    swap = requests.index(next(r for r in requests if r[1] == "/collections/aliases" and b"delete_alias" in r[2]))
-    drop = requests.index(("DELETE", f"/collections/{name}__11111111", None))
+    """The driver's own requests, recorded in-process (version names carry the time, so no cassette)."""
+    from dagster_qdrant.http import QdrantHttp
+
+    sent: list[tuple[str, str, Any]] = []
+    original = QdrantHttp.request
+
+    def recording(self: QdrantHttp, method: str, path: str, body: Any = None, *args: Any, **kwargs: Any) -> Any:
+        sent.append((method, path, body))
+        return original(self, method, path, body, *args, **kwargs)
+
+    monkeypatch.setattr(QdrantHttp, "request", recording)
+    name = collection_name
+    first = write(io_manager, name, frame(spark, range(1, 6)), run_id="11111111-0000-0000-0000-000000000000")
+    second = write(io_manager, name, frame(spark, range(1, 8)), run_id="22222222-0000-0000-0000-000000000000")
+    v1, v2 = first["collection"], second["collection"]
+    assert v1.startswith(f"{name}__") and "_r11111111_" in v1 and "_r22222222_" in v2
+    alias_updates = [body for method, path, body in sent if path == "/collections/aliases"]
+    assert alias_updates[0] == {"actions": [
+        {"create_alias": {"collection_name": v1, "alias_name": name}},
+        {"create_alias": {"collection_name": v1, "alias_name": f"{v1}__served"}},
+    ]}
+    assert alias_updates[1] == {"actions": [
+        {"delete_alias": {"alias_name": name}},
+        {"create_alias": {"collection_name": v2, "alias_name": name}},
+        {"create_alias": {"collection_name": v2, "alias_name": f"{v2}__served"}},
+    ]}
+    swap = sent.index(("POST", "/collections/aliases", alias_updates[1]))
+    drop = sent.index(("DELETE", f"/collections/{v1}", None))
     assert drop > swap, "the old version is dropped only after the alias has moved"
-    assert vcr.all_played or vcr.record_mode != "none"
 
 
 @pytest.mark.vcr
@@ -366,3 +376,154 @@ def test_load_input_asks_qdrant_only_for_the_asked_partitions_and_columns(
         assert body["with_payload"] in (["topic"], {"include": ["topic"]}), "only the asked payload column"
         assert not body.get("with_vector"), "no vector column was asked for"
     assert vcr.all_played or vcr.record_mode != "none"
+
+
+# --- concurrent, failed and killed materializations: one version per asset remains ------------------
+
+_MATERIALIZE_SCRIPT = '''
+import json, sys, time
+from pathlib import Path
+
+endpoint, name, start, count, batch, workdir, rounds = sys.argv[1:]
+start, count, batch, rounds, workdir = int(start), int(count), int(batch), int(rounds), Path(workdir)
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+from dagster import asset, materialize
+
+from dagster_qdrant.io_manager import QdrantPySparkIOManager
+from dagster_qdrant.resources import QdrantResource, QdrantWriteConfig
+
+
+@asset(name=name, metadata={"distance": "Dot"})
+def documents():
+    rows = [(i, f"from {start}", [float(i), 1.0, 0.5, 2.0]) for i in range(start, start + count)]
+    return spark.createDataFrame(rows, "id long, text string, vector array<float>")
+
+
+manager = QdrantPySparkIOManager(
+    qdrant=QdrantResource(endpoint=endpoint), write=QdrantWriteConfig(batch_size=batch, max_in_flight=1),
+    progress_interval=3600,
+)
+(workdir / f"ready-{start}").touch()
+for round in range(rounds):
+    while not (workdir / f"go-{round}").exists():
+        time.sleep(0.02)
+    result = materialize([documents], resources={"io_manager": manager}, raise_on_error=False)
+    served = None
+    if result.success:
+        served = result.asset_materializations_for_node(name)[0].metadata["collection"].value
+    (workdir / f"result-{round}-{start}.json").write_text(json.dumps({"success": result.success, "collection": served}))
+'''
+
+
+def _versions(http: Any, alias: str) -> list[str]:
+    """Every collection named like a version of ``alias`` (the test's names are unique, nothing else matches)."""
+    names = [c["name"] for c in http.request("GET", "/collections")["collections"]]
+    return sorted(name for name in names if name.startswith(alias + "__"))
+
+
+def _start_materializing(tmp_path: Path, url: str, name: str, start: int, count: int, batch: int, rounds: int) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "materialize.py"
+    script.write_text(_MATERIALIZE_SCRIPT)
+    environment = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    return subprocess.Popen(
+        [sys.executable, str(script), url, name, str(start), str(count), str(batch), str(tmp_path), str(rounds)],
+        env=environment, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for(condition: Any, what: str, processes: list[Any], timeout: float = 240.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for process in processes:
+            if process.poll() not in (None, 0):
+                raise AssertionError(f"a materializing process failed: {process.stderr.read().decode()[-3000:]}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_concurrent_materializations_leave_exactly_one_version(
+    tmp_path: Path, qdrant_url: str, collection_name: str, io_manager: QdrantPySparkIOManager
+) -> None:
+    """Two processes materialize the same asset at the same moment, twice (real Dagster materialize)."""
+    import json
+
+    http = io_manager.qdrant.http()
+    starts, rounds = (0, 10_000), 2
+    processes = [_start_materializing(tmp_path, qdrant_url, collection_name, s, 3000, 50, rounds) for s in starts]
+    try:
+        _wait_for(lambda: all((tmp_path / f"ready-{s}").exists() for s in starts), "both processes", processes)
+        for round in range(rounds):
+            (tmp_path / f"go-{round}").touch()
+            results = [tmp_path / f"result-{round}-{s}.json" for s in starts]
+            _wait_for(lambda: all(path.exists() for path in results), f"round {round}", processes)
+            outcomes = [json.loads(path.read_text()) for path in results]
+            assert all(outcome["success"] for outcome in outcomes), outcomes
+            serving = alias_target(http, collection_name)
+            assert _versions(http, collection_name) == [serving], "exactly one version remains"
+            assert serving in [outcome["collection"] for outcome in outcomes], "a run served what it wrote"
+            texts = {point["text"] for point in payloads_all(http, collection_name)}
+            assert len(texts) == 1 and http.count(collection_name) == 3000, "one run's points, whole"
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def payloads_all(http: Any, collection: str) -> list[dict[str, Any]]:
+    found, offset = [], None
+    while True:
+        body: dict[str, Any] = {"limit": 1000, "with_payload": True}
+        if offset is not None:
+            body["offset"] = offset
+        points, offset = http.scroll(collection, body)
+        found.extend(point["payload"] for point in points)
+        if offset is None:
+            return found
+
+
+def test_a_killed_materialization_keeps_the_old_version_and_the_next_run_sweeps_its_leftover(
+    tmp_path: Path, spark: Any, qdrant_url: str, collection_name: str, io_manager: QdrantPySparkIOManager
+) -> None:
+    import os
+    import signal
+
+    from dagster import asset, materialize
+
+    http = io_manager.qdrant.http()
+    current = {"ids": range(1, 51)}
+
+    @asset(name=collection_name)
+    def documents():
+        return frame(spark, current["ids"], topic="in process")
+
+    assert materialize([documents], resources={"io_manager": io_manager}).success
+    old = alias_target(http, collection_name)
+    killed = _start_materializing(tmp_path, qdrant_url, collection_name, 0, 20_000, 20, 1)
+    try:
+        (tmp_path / "go-0").touch()
+
+        def half_written() -> bool:
+            unfinished = [name for name in _versions(http, collection_name) if name != old]
+            return bool(unfinished) and http.count(unfinished[0]) >= 200
+
+        _wait_for(half_written, "the other process to write 200 points", [killed])
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    leftover = [name for name in _versions(http, collection_name) if name != old]
+    assert alias_target(http, collection_name) == old and len(leftover) == 1
+    assert http.count(collection_name) == 50, "the alias keeps serving the old version"
+
+    current["ids"] = range(100, 130)
+    assert materialize([documents], resources={"io_manager": io_manager}).success
+    serving = alias_target(http, collection_name)
+    assert _versions(http, collection_name) == [serving], "the dead run's version was swept"
+    assert http.count(collection_name) == 30
