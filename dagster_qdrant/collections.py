@@ -344,16 +344,31 @@ def sweep(
 # ----- replacing a plain collection's points -----------------------------------------------------
 
 
-def replace_points(http: Any, source: str, target: str, batch_size: int = _PAGE) -> int:
+def replace_points(
+    http: Any, source: str, target: str, batch_size: int = _PAGE, write_method: str = "auto"
+) -> int:
     """Make ``target``'s points those of ``source``: upsert every source point, then delete the rest.
 
-    Both steps are idempotent, so a run stopped in between and repeated ends in the same state. Returns the
+    Both steps are idempotent, so a run stopped in between and repeated ends in the same state. The upserts
+    go the way the writer's ``write_method`` says (``PUT .../points``, or ``POST .../points/batch``; ``auto``
+    moves to the latter on a 405), so a server or proxy that refuses one sees only the other. Returns the
     number of points copied.
     """
+    via_batch = write_method == "post"
     kept: set[Any] = set()
     for points in _pages(http, source, {"with_payload": True, "with_vector": True}, batch_size):
-        http.upsert(target, {"points": [_point_struct(point) for point in points]}, point_ids=[p["id"] for p in points])
-        kept.update(point["id"] for point in points)
+        body = {"points": [_point_struct(point) for point in points]}
+        ids = [point["id"] for point in points]
+        if not via_batch:
+            try:
+                http.upsert(target, body, point_ids=ids)
+            except QdrantError as error:
+                if error.status != 405 or write_method != "auto":
+                    raise
+                via_batch = True
+        if via_batch:
+            http.batch_update(target, {"operations": [{"upsert": body}]}, point_ids=ids)
+        kept.update(ids)
     stale: list[Any] = []
     for points in _pages(http, target, {"with_payload": False, "with_vector": False}, _DELETE_BATCH):
         stale.extend(point["id"] for point in points if point["id"] not in kept)

@@ -148,7 +148,7 @@ class Staging:
             lifecycle.create_like(http, self.target, http.collection_info(self.staging) or {})
         # Marked first: an abort after this point keeps the staged points, the only whole copy of the new set.
         lifecycle.mark_served(http, self.staging)
-        lifecycle.replace_points(http, self.staging, self.target)
+        lifecycle.replace_points(http, self.staging, self.target, write_method=options.write_method)
         lifecycle.drop_quietly(http, self.staging)
         return http.count(self.target, exact=True)
 

@@ -266,8 +266,9 @@ def test_spark_writes_reads_and_io_manager_requests_match_the_spec(
         progress_interval=3600,
     )
     parted = {"partition_key": "x", "asset_partitions_def": StaticPartitionsDefinition(["x", "y"])}
-    # twice unpartitioned (the second swaps the alias in one request), once partitioned (delete by filter, index)
-    for asset, partitions in (("spec_asset", {}), ("spec_asset", {}), ("spec_parted", parted)):
+    # twice unpartitioned (the second swaps the alias in one request), twice partitioned (the first creates
+    # the collection and its index, the second replaces the partition: delete by filter)
+    for asset, partitions in (("spec_asset", {}), ("spec_asset", {}), ("spec_parted", parted), ("spec_parted", parted)):
         with build_output_context(asset_key=asset, **partitions) as context:
             io_manager.handle_output(context, frame)
     upstream = build_output_context(asset_key="spec_parted")
