@@ -8,7 +8,7 @@ from typing import Any
 
 import qdrant_edge as edge
 
-from dagster_qdrant.embedded.errors import bad_json, bad_request, not_found
+from dagster_qdrant.embedded.errors import ApiError, bad_json, bad_request, not_found
 from dagster_qdrant.embedded.filters import (
     parse_filter,
     parse_limit,
@@ -20,6 +20,12 @@ from dagster_qdrant.embedded.points import sparse_vector
 from dagster_qdrant.embedded.responses import scored_to_json, vector_to_json
 
 DEFAULT_RRF_K = 2
+
+
+def with_vector_field(body: dict[str, Any]) -> Any:
+    """`with_vector`, or its alias `with_vectors` (Qdrant accepts both on every read request)."""
+    value = body.get("with_vector")
+    return body.get("with_vectors") if value is None else value
 
 
 def parse_order_by(value: Any) -> edge.OrderBy | None:
@@ -145,6 +151,7 @@ class _QueryBuilder:
         )
 
     def request(self, body: dict[str, Any]) -> edge.QueryRequest:
+        _check_query_shape(body)
         using = body.get("using")
         query = self.query(body.get("query"), using)
         prefetches = self.prefetches(body.get("prefetch"))
@@ -159,12 +166,33 @@ class _QueryBuilder:
             offset=body.get("offset"),
             query=query,
             prefetches=prefetches,
-            with_vector=parse_with_vector(body.get("with_vector"), False),
+            with_vector=parse_with_vector(with_vector_field(body), False),
             with_payload=parse_with_payload(body.get("with_payload"), False),
             filter=query_filter,
             score_threshold=body.get("score_threshold"),
             params=_search_params(body.get("params")),
         )
+
+
+def _check_query_shape(body: dict[str, Any]) -> None:
+    """The request shapes Qdrant refuses before running anything (400, in Qdrant's words)."""
+    query = body.get("query")
+    if query is None and body.get("prefetch") is not None:
+        raise ApiError(
+            400, "Bad request: A query is needed to merge the prefetches. Can't have prefetches without defining a query."
+        )
+    if body.get("score_threshold") is not None:
+        if query is None:
+            raise ApiError(
+                400,
+                "Bad request: A query is needed to use the score_threshold. "
+                "Can't have score_threshold without defining a query.",
+            )
+        if isinstance(query, dict) and query.get("order_by") is not None:
+            raise ApiError(400, "Bad request: Can't use score_threshold with an order_by query.")
+    limit = body.get("limit")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit < 1:
+        raise ApiError(422, f"Validation error in JSON body: [internal.limit: value {limit} invalid, must be 1 or larger]")
 
 
 def _run_query(collection: Any, body: Any) -> dict[str, Any]:
@@ -204,10 +232,10 @@ def search(request: Any) -> Any:
         "query": {"nearest": vector},
         "using": using,
         "filter": body.get("filter"),
-        "limit": body.get("limit"),
+        "limit": body.get("limit") if body.get("limit") is not None else body.get("top"),
         "offset": body.get("offset"),
         "with_payload": body.get("with_payload"),
-        "with_vector": body.get("with_vector"),
+        "with_vector": with_vector_field(body),
         "score_threshold": body.get("score_threshold"),
         "params": body.get("params"),
     }
