@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from dagster_qdrant.embedded.config import with_aliases
 from dagster_qdrant.embedded.engine_settings import check_hnsw, check_quantization, without_nulls
 from dagster_qdrant.embedded.errors import ApiError, bad_json, bad_request, invalid
 
@@ -29,6 +30,7 @@ def apply_update(rest_config: dict[str, Any], body: Any) -> dict[str, Any]:
         body = {}
     if not isinstance(body, dict):
         raise bad_json("collection update must be a JSON object")
+    body = with_aliases(body)
     unknown = sorted(key for key in body if key not in _BODY_KEYS)
     if unknown:
         raise bad_json(f"unknown field(s) {unknown}, expected {list(_BODY_KEYS)}")

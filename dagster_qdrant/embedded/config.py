@@ -56,6 +56,7 @@ def normalize_create_body(body: Any) -> dict[str, Any]:
         body = {}
     if not isinstance(body, dict):
         raise bad_json("collection config must be a JSON object with `vectors` and/or `sparse_vectors`")
+    body = with_aliases(body)
     vectors = body.get("vectors")
     if vectors is None:
         normalized_vectors: Any = {}
@@ -89,6 +90,20 @@ def normalize_create_body(body: Any) -> dict[str, Any]:
         "strict_mode_config": {"enabled": False},
         "metadata": metadata,
     }
+
+
+# Other spellings Qdrant accepts for fields of CreateCollection and UpdateCollection (serde aliases).
+FIELD_ALIASES = {"quantization": "quantization_config", "optimizer_config": "optimizers_config"}
+
+
+def with_aliases(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with aliased fields under their canonical names (the canonical one wins when both are given)."""
+    renamed = dict(body)
+    for alias, name in FIELD_ALIASES.items():
+        value = renamed.pop(alias, None)
+        if renamed.get(name) is None and value is not None:
+            renamed[name] = value
+    return renamed
 
 
 def _replica_count(body: dict[str, Any], key: str) -> int:
@@ -169,7 +184,14 @@ def edge_config(rest_config: dict[str, Any]) -> edge.EdgeConfig:
         on_disk_payload=params["on_disk_payload"],
         hnsw_config=edge_hnsw(hnsw),
         quantization_config=edge_quantization(rest_config.get("quantization_config")),
+        optimizers=_edge_optimizers(rest_config["optimizer_config"]),
     )
+
+
+def _edge_optimizers(optimizers: dict[str, Any]) -> edge.EdgeOptimizersConfig:
+    """The optimizer settings the engine takes (the others only matter to a Qdrant cluster's scheduler)."""
+    keys = ("deleted_threshold", "vacuum_min_vector_number", "default_segment_number", "max_segment_size", "indexing_threshold")
+    return edge.EdgeOptimizersConfig(**{key: optimizers[key] for key in keys if optimizers.get(key) is not None})
 
 
 def _edge_vector(params: dict[str, Any], collection_hnsw: dict[str, Any]) -> edge.EdgeVectorParams:

@@ -102,6 +102,8 @@ def check_hnsw(value: Any, where: str) -> dict[str, Any]:
     value = without_nulls(value) if value is not None else {}
     if not isinstance(value, dict):
         raise bad_json(f"`{where}` must be an object, got {value!r}")
+    if "full_scan_threshold_kb" in value:  # Qdrant's alias
+        value.setdefault("full_scan_threshold", value.pop("full_scan_threshold_kb"))
     unknown = sorted(set(value) - set(HNSW_FIELDS))
     if unknown:
         raise bad_json(f"unknown field(s) {unknown} in `{where}`, expected {list(HNSW_FIELDS)}")

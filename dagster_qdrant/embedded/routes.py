@@ -109,6 +109,26 @@ def collection_aliases(request: Request) -> Any:
     return {"aliases": request.store.aliases(name)}
 
 
+def check_query_parameters(query: dict[str, str]) -> None:
+    """The URL parameters every endpoint shares: `timeout` is a whole number of seconds, at least 1."""
+    timeout = query.get("timeout")
+    if timeout is None:
+        return
+    if not timeout.isdigit():
+        raise ApiError(400, f"Deserialize error in query parameters: timeout: invalid digit found in string `{timeout}`")
+    if int(timeout) < 1:
+        raise ApiError(422, f"Validation error in query parameters: [timeout: value {int(timeout)} invalid, must be 1 or larger]")
+
+
+def _checked(handler: Handler) -> Handler:
+    def checked_handler(request: Request) -> Any:
+        check_query_parameters(request.query)
+        return handler(request)
+
+    checked_handler.__doc__ = handler.__doc__
+    return checked_handler
+
+
 _NAME = r"(?P<collection>[^/]+)"
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", r"/", root),
@@ -129,7 +149,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
         for method, suffix, handler in (*point_routes.ROUTES, *batch_routes.ROUTES)
     ],
 ]
-_COMPILED = [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in ROUTES]
+_COMPILED = [(method, re.compile(f"^{pattern}$"), _checked(handler)) for method, pattern, handler in ROUTES]
 
 
 def match_route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
