@@ -57,6 +57,7 @@ def normalize_create_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_json("collection config must be a JSON object with `vectors` and/or `sparse_vectors`")
     body = with_aliases(body)
+    _refuse_unserved(body)
     vectors = body.get("vectors")
     if vectors is None:
         normalized_vectors: Any = {}
@@ -104,6 +105,15 @@ def with_aliases(body: dict[str, Any]) -> dict[str, Any]:
         if renamed.get(name) is None and value is not None:
             renamed[name] = value
     return renamed
+
+
+def _refuse_unserved(body: dict[str, Any]) -> None:
+    """Settings the embedded server would silently not honour are refused, saying so."""
+    if body.get("sharding_method") not in (None, "auto"):
+        raise bad_request("custom sharding is not supported by the embedded server (one local shard); use `auto`")
+    strict = body.get("strict_mode_config")
+    if isinstance(strict, dict) and strict.get("enabled"):
+        raise bad_request("strict mode is not supported by the embedded server (its limits would not be enforced)")
 
 
 def _replica_count(body: dict[str, Any], key: str) -> int:
