@@ -1,8 +1,8 @@
 """`PATCH /collections/{name}` (Qdrant's `UpdateCollection`): a diff applied to the stored REST config.
 
 Every part of the body is checked before anything changes, then the new config is returned whole; the
-store persists it and reopens the shard with it, so the engine uses the new index settings (HNSW,
-quantization, on-disk storage) as Qdrant's optimizers do for the segments they rebuild. `metadata` merges
+store persists it and reopens the shard with it, so the engine's config holds the new index settings (HNSW,
+quantization, on-disk storage; see `engine_settings` for when they apply). `metadata` merges
 key by key and a key set to null is removed; a quantization config of `"Disabled"` removes it.
 Strict mode is not enforced by the embedded server, so enabling it is refused rather than echoed.
 """

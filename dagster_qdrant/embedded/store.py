@@ -17,7 +17,6 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from dagster_qdrant.embedded.errors import (
     invalid,
     not_found,
 )
-from dagster_qdrant.embedded.optimizer import BackgroundOptimizer
 
 _FORBIDDEN_NAME_CHARACTERS = set('<>:"/\\|?*\0')
 MAX_NAME_LENGTH = 255
@@ -44,21 +42,12 @@ MAX_NAME_LENGTH = 255
 class Collection:
     """One open shard with its REST config."""
 
-    def __init__(
-        self,
-        name: str,
-        directory: Path,
-        shard: edge.EdgeShard,
-        config: dict[str, Any],
-        on_update: Callable[[Collection], None] | None = None,
-    ) -> None:
+    def __init__(self, name: str, directory: Path, shard: edge.EdgeShard, config: dict[str, Any]) -> None:
         self.name = name
         self.directory = directory
         self.shard = shard
         self.config = config
-        self.on_update = on_update  # the background optimizer's queue
         self.write_lock = threading.Lock()
-        self.maintenance_lock = threading.Lock()  # held while optimizing, reopening or closing the shard
         self.closed = False
         self._operation_ids = itertools.count()
         self._generation = 0  # bumped each time the shard is reopened with a new config
@@ -76,16 +65,7 @@ class Collection:
                 if type(error).__name__ != "PanicException":
                     raise
                 raise ApiError(500, f"Service internal error: {str(error).splitlines()[0]}") from None
-            operation_id = next(self._operation_ids)
-        if self.on_update is not None:
-            self.on_update(self)
-        return operation_id
-
-    def optimize(self) -> None:
-        """Run the engine's optimizers until nothing is left to optimize (background thread)."""
-        with self.maintenance_lock:
-            if not self.closed:
-                self.shard.optimize()
+            return next(self._operation_ids)
 
     def read(self, method: str, *arguments: Any) -> Any:
         """Call a read method of the shard, mapping engine errors to API errors.
@@ -115,7 +95,7 @@ class Collection:
         """Reopen the shard with the engine config of `rest_config` and keep that config (PATCH).
 
         If the engine refuses the new config, the shard is reopened as it was and the error answered."""
-        with self.maintenance_lock, self.write_lock:
+        with self.write_lock:
             if self.closed:
                 raise collection_not_found(self.name)
             shard_path = str(self.directory / "shard")
@@ -137,7 +117,7 @@ class Collection:
                 self.shard.flush()
 
     def close(self) -> None:
-        with self.maintenance_lock, self.write_lock:
+        with self.write_lock:
             if not self.closed:
                 self.closed = True
                 self.shard.close()
@@ -154,7 +134,6 @@ class Store:
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
         self._aliases: dict[str, str] = {}
-        self.optimizer = BackgroundOptimizer()
         self._load()
 
     def _load(self) -> None:
@@ -165,7 +144,7 @@ class Store:
                 continue
             config = orjson.loads(config_path.read_bytes())
             shard = edge.EdgeShard.load(str(directory / "shard"))
-            self._collections[directory.name] = Collection(directory.name, directory, shard, config, self.optimizer.request)
+            self._collections[directory.name] = Collection(directory.name, directory, shard, config)
         if self.aliases_path.exists():
             aliases = orjson.loads(self.aliases_path.read_bytes())
             self._aliases = {alias: target for alias, target in aliases.items() if target in self._collections}
@@ -215,7 +194,7 @@ class Store:
                 raise from_engine(error) from None
             shard.flush()
             write_json_atomically(directory / "config.json", rest_config)
-            self._collections[name] = Collection(name, directory, shard, rest_config, self.optimizer.request)
+            self._collections[name] = Collection(name, directory, shard, rest_config)
 
     def update(self, name: str, body: Any) -> None:
         """Apply an `UpdateCollection` diff (see `collection_update`) to a collection or an alias's target."""
@@ -299,7 +278,6 @@ class Store:
                 pass
 
     def close(self) -> None:
-        self.optimizer.stop()
         with self._lock:
             collections = list(self._collections.values())
             self._collections.clear()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -389,21 +388,6 @@ def test_patch_updates_index_settings_and_keeps_the_points(api: Any, collection_
     assert api("GET", f"/collections/{collection_name}").json()["result"]["config"]["quantization_config"] is None
     unknown = api("PATCH", f"/collections/{collection_name}", json={"vectors": {"nope": {"on_disk": True}}})
     assert unknown.status_code == 400 and "nope" in _error(unknown)
-
-
-def test_vectors_past_the_indexing_threshold_get_indexed_in_the_background(api: Any, collection_name: str) -> None:
-    """Qdrant's optimizers build the HNSW index once a segment passes `indexing_threshold` (KB); 0 disables it."""
-    rng = np.random.default_rng(3)
-    names = {10: f"{collection_name}_indexed", 0: f"{collection_name}_plain"}
-    for threshold, name in names.items():
-        body = {"vectors": {"size": 256, "distance": "Dot"}, "optimizers_config": {"indexing_threshold": threshold}}
-        assert api("PUT", f"/collections/{name}", json=body).status_code == 200
-        batch = {"batch": {"ids": list(range(100)), "vectors": rng.random((100, 256)).tolist()}}
-        assert api("PUT", f"/collections/{name}/points?wait=true", json=batch).status_code == 200
-    deadline = time.monotonic() + 20
-    while api("GET", f"/collections/{names[10]}").json()["result"]["indexed_vectors_count"] == 0:
-        assert time.monotonic() < deadline, "the collection past its indexing threshold was never indexed"
-    assert api("GET", f"/collections/{names[0]}").json()["result"]["indexed_vectors_count"] == 0
 
 
 # ----- discovery, context and MMR queries: the same results as qdrant-client's local mode -----------------
