@@ -12,7 +12,7 @@ from typing import Any
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded import query_routes
-from dagster_qdrant.embedded.errors import bad_json, not_found
+from dagster_qdrant.embedded.errors import bad_json, bad_request, not_found
 from dagster_qdrant.embedded.filters import (
     parse_filter,
     parse_limit,
@@ -21,22 +21,13 @@ from dagster_qdrant.embedded.filters import (
     parse_with_payload,
     parse_with_vector,
 )
+from dagster_qdrant.embedded.payload_index import parse_field_schema
 from dagster_qdrant.embedded.points import parse_upsert
 from dagster_qdrant.embedded.responses import records_to_json
 from dagster_qdrant.embedded.store import Collection
 from dagster_qdrant.embedded.vector_schema import vector_specs
 
 UPSERT_CHUNK = 1000  # the engine applies many mid-sized operations faster than one huge one
-PAYLOAD_SCHEMA_TYPES = {
-    "keyword": edge.PayloadSchemaType.Keyword,
-    "integer": edge.PayloadSchemaType.Integer,
-    "float": edge.PayloadSchemaType.Float,
-    "geo": edge.PayloadSchemaType.Geo,
-    "text": edge.PayloadSchemaType.Text,
-    "bool": edge.PayloadSchemaType.Bool,
-    "datetime": edge.PayloadSchemaType.Datetime,
-    "uuid": edge.PayloadSchemaType.Uuid,
-}
 
 
 def _collection(request: Any) -> Collection:
@@ -70,14 +61,6 @@ def upsert(request: Any) -> Any:
     return update_result(request, operation_id)
 
 
-def points_post(request: Any) -> Any:
-    """POST /points is Qdrant's retrieve by ids; a body with `points`/`batch` is taken as an upsert."""
-    body = _body(request)
-    if "ids" not in body and (body.get("points") is not None or body.get("batch") is not None):
-        return upsert(request)
-    return retrieve(request)
-
-
 def retrieve(request: Any) -> Any:
     collection = _collection(request)
     body = _body(request)
@@ -88,7 +71,7 @@ def retrieve(request: Any) -> Any:
         "retrieve",
         ids,
         parse_with_payload(body.get("with_payload"), True),
-        parse_with_vector(body.get("with_vector"), False),
+        parse_with_vector(query_routes.with_vector_field(body), False),
     )
     return records_to_json(records)
 
@@ -109,12 +92,18 @@ def scroll(request: Any) -> Any:
     limit = parse_limit(body.get("limit"), 10)
     offset = body.get("offset")
     order_by = query_routes.parse_order_by(body.get("order_by"))
+    if order_by is not None and offset is not None:
+        raise bad_request(
+            "Cannot use an `offset` when using `order_by`. The alternative for paging is to use "
+            "`order_by.start_from` and a filter to exclude the IDs that you've already seen for the "
+            "`order_by.start_from` value"
+        )
     scroll_request = edge.ScrollRequest(
         offset=parse_point_id(offset) if offset is not None else None,
         limit=limit,
         filter=parse_filter(body.get("filter")),
         with_payload=parse_with_payload(body.get("with_payload"), True),
-        with_vector=parse_with_vector(body.get("with_vector"), False),
+        with_vector=parse_with_vector(query_routes.with_vector_field(body), False),
         order_by=order_by,
     )
     records, next_offset = collection.read("scroll", scroll_request)
@@ -219,12 +208,9 @@ def create_index(request: Any) -> Any:
     field_name = body.get("field_name")
     if not isinstance(field_name, str):
         raise bad_json("missing field `field_name`")
-    schema = body.get("field_schema")
-    if isinstance(schema, dict):
-        schema = schema.get("type")
-    if schema not in PAYLOAD_SCHEMA_TYPES:
-        raise bad_json(f"field_schema must be one of {sorted(PAYLOAD_SCHEMA_TYPES)}, got {body.get('field_schema')!r}")
-    operation = edge.UpdateOperation.create_field_index(field_name, PAYLOAD_SCHEMA_TYPES[schema])
+    if body.get("field_schema") is None:
+        raise bad_json("missing field `field_schema`: the embedded server does not infer index types")
+    operation = edge.UpdateOperation.create_field_index(field_name, parse_field_schema(body["field_schema"]))
     return update_result(request, collection.update(operation))
 
 
@@ -236,7 +222,7 @@ def delete_index(request: Any) -> Any:
 
 ROUTES = [
     ("PUT", "/points", upsert),
-    ("POST", "/points", points_post),
+    ("POST", "/points", retrieve),
     ("GET", r"/points/(?P<point_id>[^/]+)", get_point),
     ("POST", "/points/scroll", scroll),
     ("POST", "/points/count", count),

@@ -8,7 +8,7 @@ from typing import Any
 
 import qdrant_edge as edge
 
-from dagster_qdrant.embedded.errors import bad_json, bad_request, not_found
+from dagster_qdrant.embedded.errors import ApiError, bad_json, bad_request, not_found
 from dagster_qdrant.embedded.filters import (
     parse_filter,
     parse_limit,
@@ -20,6 +20,12 @@ from dagster_qdrant.embedded.points import sparse_vector
 from dagster_qdrant.embedded.responses import scored_to_json, vector_to_json
 
 DEFAULT_RRF_K = 2
+
+
+def with_vector_field(body: dict[str, Any]) -> Any:
+    """`with_vector`, or its alias `with_vectors` (Qdrant accepts both on every read request)."""
+    value = body.get("with_vector")
+    return body.get("with_vectors") if value is None else value
 
 
 def parse_order_by(value: Any) -> edge.OrderBy | None:
@@ -50,6 +56,11 @@ def parse_order_by(value: Any) -> edge.OrderBy | None:
 def _search_params(value: Any) -> edge.SearchParams | None:
     if not isinstance(value, dict):
         return None
+    hnsw_ef = value.get("hnsw_ef")
+    if hnsw_ef is not None and (not isinstance(hnsw_ef, int) or isinstance(hnsw_ef, bool) or hnsw_ef < 0):
+        raise bad_json(f"invalid value: {hnsw_ef!r}, expected an unsigned integer for `params.hnsw_ef`")
+    if hnsw_ef == 0:
+        raise ApiError(422, "Validation error in JSON body: [params.hnsw_ef: value 0 invalid, must be 1 or larger]")
     return edge.SearchParams(
         hnsw_ef=value.get("hnsw_ef"),
         exact=bool(value.get("exact") or False),
@@ -58,11 +69,19 @@ def _search_params(value: Any) -> edge.SearchParams | None:
 
 
 class _QueryBuilder:
-    """Builds Edge queries for one collection (a point id used as a query needs that point's vector)."""
+    """Builds Edge queries for one collection (a point id used as a query needs that point's vector).
 
-    def __init__(self, collection: Any) -> None:
+    With `lookup_from`, point ids name points of another collection (and vector), and are not left out
+    of the results, as in Qdrant."""
+
+    def __init__(self, collection: Any, store: Any = None, lookup_from: Any = None) -> None:
         self.collection = collection
+        self.store = store
         self.referenced_ids: list[Any] = []  # points used as queries are left out of the results, as in Qdrant
+        self.lookup: Any = None
+        self.lookup_vector: str | None = None
+        if lookup_from is not None:
+            self.lookup, self.lookup_vector = _lookup_from(store, lookup_from)
 
     def vector_input(self, value: Any, using: str | None) -> Any:
         """`VectorInput`: dense, sparse, multivector, or the id of a point whose vector to use."""
@@ -72,12 +91,14 @@ class _QueryBuilder:
             return sparse_vector(value, "query")
         if isinstance(value, (int, str)) and not isinstance(value, bool):
             point_id = parse_point_id(value)
+            if self.lookup is not None:
+                return self._stored_vector(point_id, self.lookup_vector or using, self.lookup)
             self.referenced_ids.append(point_id)
-            return self._stored_vector(point_id, using)
+            return self._stored_vector(point_id, using, self.collection)
         raise bad_request(f"query vector must be a list of numbers, a sparse {{indices, values}} or a point id, got {value!r}")
 
-    def _stored_vector(self, point_id: Any, using: str | None) -> Any:
-        records = self.collection.read("retrieve", [point_id], False, [using] if using else True)
+    def _stored_vector(self, point_id: Any, using: str | None, source: Any) -> Any:
+        records = source.read("retrieve", [point_id], False, [using] if using else True)
         if not records:
             raise not_found(f"No point with id {point_id} found")
         vector = vector_to_json(records[0].vector)
@@ -89,14 +110,24 @@ class _QueryBuilder:
                 return sparse_vector(vector, "query")
         return vector
 
-    def query(self, value: Any, using: str | None) -> Any:
+    def query(self, value: Any, using: str | None, limit: int = 10) -> Any:
         """`QueryInterface` -> an Edge scoring query (or None: points in id order)."""
         if value is None:
             return None
         if not isinstance(value, dict) or "indices" in value:
             return edge.Query.Nearest(self.vector_input(value, using), using)
         if value.get("nearest") is not None:
+            if value.get("mmr") is not None:
+                return self._mmr(value["nearest"], value["mmr"], using, limit)
             return edge.Query.Nearest(self.vector_input(value["nearest"], using), using)
+        if value.get("discover") is not None:
+            discover = value["discover"]
+            if not isinstance(discover, dict) or discover.get("target") is None:
+                raise bad_json("discover must be {target, context: [{positive, negative}, ...]}")
+            target = self.vector_input(discover["target"], using)
+            return edge.Query.Discover(edge.DiscoverQuery(target, self._pairs(discover.get("context"), using)), using)
+        if value.get("context") is not None:
+            return edge.Query.Context(edge.ContextQuery(self._pairs(value["context"], using)), using)
         if value.get("order_by") is not None:
             return parse_order_by(value["order_by"])
         if value.get("fusion") is not None:
@@ -111,6 +142,32 @@ class _QueryBuilder:
         raise bad_request(
             f"unsupported query {sorted(value)}: the embedded server answers nearest, order_by, fusion, rrf, sample, recommend"
         )
+
+    def _mmr(self, nearest: Any, mmr: Any, using: str | None, limit: int) -> edge.Mmr:
+        """Maximal marginal relevance: lambda is 1 - diversity (default 0.5); candidates default to the limit."""
+        if not isinstance(mmr, dict):
+            raise bad_json(f"mmr must be {{diversity, candidates_limit}}, got {mmr!r}")
+        diversity = mmr.get("diversity")
+        if diversity is not None and (not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1):
+            raise ApiError(422, f"Validation error in JSON body: [query.mmr.diversity: value {diversity} invalid, must be from 0 to 1]")
+        candidates = mmr.get("candidates_limit")
+        return edge.Mmr(
+            self.vector_input(nearest, using),
+            lambda_=0.5 if diversity is None else 1.0 - diversity,
+            candidates_limit=limit if candidates is None else candidates,
+            using=using,
+        )
+
+    def _pairs(self, value: Any, using: str | None) -> list[edge.ContextPair]:
+        """`ContextInput`: one {positive, negative} pair or a list of them."""
+        items = value if isinstance(value, list) else [] if value is None else [value]
+        pairs = []
+        for item in items:
+            if not isinstance(item, dict) or item.get("positive") is None or item.get("negative") is None:
+                raise bad_json(f"a context pair must be {{positive, negative}}, got {item!r}")
+            positive, negative = self.vector_input(item["positive"], using), self.vector_input(item["negative"], using)
+            pairs.append(edge.ContextPair(positive, negative))
+        return pairs
 
     def _fusion(self, value: Any) -> Any:
         if value == "rrf":
@@ -142,9 +199,14 @@ class _QueryBuilder:
         if not isinstance(value, dict):
             raise bad_json(f"prefetch must be an object, got {value!r}")
         using = value.get("using")
+        limit = parse_limit(value.get("limit"), 10)
+        builder = self
+        if value.get("lookup_from") is not None:
+            builder = _QueryBuilder(self.collection, self.store, value["lookup_from"])
+            builder.referenced_ids = self.referenced_ids
         return edge.Prefetch(
-            limit=parse_limit(value.get("limit"), 10),
-            query=self.query(value.get("query"), using),
+            limit=limit,
+            query=builder.query(value.get("query"), using, limit),
             prefetches=self.prefetches(value.get("prefetch")),
             params=_search_params(value.get("params")),
             filter=parse_filter(value.get("filter")),
@@ -152,8 +214,10 @@ class _QueryBuilder:
         )
 
     def request(self, body: dict[str, Any]) -> edge.QueryRequest:
+        _check_query_shape(body)
         using = body.get("using")
-        query = self.query(body.get("query"), using)
+        limit = parse_limit(body.get("limit"), 10)
+        query = self.query(body.get("query"), using, limit)
         prefetches = self.prefetches(body.get("prefetch"))
         query_filter = parse_filter(body.get("filter"))
         if self.referenced_ids:
@@ -162,11 +226,11 @@ class _QueryBuilder:
                 must_not=[edge.HasIdCondition(set(self.referenced_ids))],
             )
         return edge.QueryRequest(
-            limit=parse_limit(body.get("limit"), 10),
+            limit=limit,
             offset=body.get("offset"),
             query=query,
             prefetches=prefetches,
-            with_vector=parse_with_vector(body.get("with_vector"), False),
+            with_vector=parse_with_vector(with_vector_field(body), False),
             with_payload=parse_with_payload(body.get("with_payload"), False),
             filter=query_filter,
             score_threshold=body.get("score_threshold"),
@@ -174,18 +238,53 @@ class _QueryBuilder:
         )
 
 
-def _run_query(collection: Any, body: Any) -> dict[str, Any]:
+def _check_query_shape(body: dict[str, Any]) -> None:
+    """The request shapes Qdrant refuses before running anything (400, in Qdrant's words)."""
+    query = body.get("query")
+    if query is None and body.get("prefetch") is not None:
+        raise ApiError(
+            400, "Bad request: A query is needed to merge the prefetches. Can't have prefetches without defining a query."
+        )
+    if body.get("score_threshold") is not None:
+        if query is None:
+            raise ApiError(
+                400,
+                "Bad request: A query is needed to use the score_threshold. "
+                "Can't have score_threshold without defining a query.",
+            )
+        if isinstance(query, dict) and query.get("order_by") is not None:
+            raise ApiError(400, "Bad request: Can't use score_threshold with an order_by query.")
+    limit = body.get("limit")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit < 1:
+        raise ApiError(422, f"Validation error in JSON body: [internal.limit: value {limit} invalid, must be 1 or larger]")
+
+
+def _lookup_from(store: Any, value: Any) -> tuple[Any, str | None]:
+    """`LookupLocation` {collection, vector}: the collection (404 when missing) and vector name."""
+    if not isinstance(value, dict) or not isinstance(value.get("collection"), str):
+        raise bad_json(f"lookup_from must be {{collection, vector}}, got {value!r}")
+    vector = value.get("vector")
+    if vector is not None and not isinstance(vector, str):
+        raise bad_json(f"lookup_from.vector must be a vector name, got {vector!r}")
+    return store.resolve(value["collection"]), vector
+
+
+def _run_query(collection: Any, body: Any, store: Any = None) -> dict[str, Any]:
     if body is None:
         body = {}
     if not isinstance(body, dict):
         raise bad_json("query body must be a JSON object")
-    points = collection.read("query", _QueryBuilder(collection).request(body))
-    return {"points": scored_to_json(points)}
+    builder = _QueryBuilder(collection, store, body.get("lookup_from"))
+    points = scored_to_json(collection.read("query", builder.request(body)))
+    if not with_vector_field(body):  # the engine hands back vectors it scored with (MMR) even when not asked
+        for point in points:
+            point["vector"] = None
+    return {"points": points}
 
 
 def query(request: Any) -> Any:
     collection = request.store.resolve(request.path_parameters["collection"])
-    return _run_query(collection, request.body)
+    return _run_query(collection, request.body, request.store)
 
 
 def query_batch(request: Any) -> Any:
@@ -194,7 +293,7 @@ def query_batch(request: Any) -> Any:
     searches = body.get("searches")
     if not isinstance(searches, list):
         raise bad_json("missing field `searches`: expected a list of query requests")
-    return [_run_query(collection, search) for search in searches]
+    return [_run_query(collection, search, request.store) for search in searches]
 
 
 def search(request: Any) -> Any:
@@ -211,10 +310,10 @@ def search(request: Any) -> Any:
         "query": {"nearest": vector},
         "using": using,
         "filter": body.get("filter"),
-        "limit": body.get("limit"),
+        "limit": body.get("limit") if body.get("limit") is not None else body.get("top"),
         "offset": body.get("offset"),
         "with_payload": body.get("with_payload"),
-        "with_vector": body.get("with_vector"),
+        "with_vector": with_vector_field(body),
         "score_threshold": body.get("score_threshold"),
         "params": body.get("params"),
     }

@@ -18,6 +18,8 @@ from dagster_qdrant.embedded.store import Store
 
 QDRANT_TITLE = "qdrant - vector search engine"
 QDRANT_VERSION = "1.19.0"
+# The commit of the Qdrant 1.19.0 release, whose REST API this server speaks; `GET /` reports it as Qdrant does.
+QDRANT_COMMIT = "74f3e85b9473c62560006c043e13737ce6b48412"
 
 
 @dataclass
@@ -49,11 +51,16 @@ Handler = Callable[[Request], Any]
 
 
 def root(request: Request) -> Any:
-    return BareJson({"title": QDRANT_TITLE, "version": QDRANT_VERSION})
+    return BareJson({"title": QDRANT_TITLE, "version": QDRANT_VERSION, "commit": QDRANT_COMMIT})
 
 
 def health(request: Request) -> Any:
     return PlainText("healthz check passed")
+
+
+def ready(request: Request) -> Any:
+    """A single node is ready once it answers (the spec's single-node case)."""
+    return PlainText("all shards are ready")
 
 
 def list_collections(request: Request) -> Any:
@@ -71,8 +78,8 @@ def create_collection(request: Request) -> Any:
 
 
 def update_collection(request: Request) -> Any:
-    """PATCH: accepted so clients that tune parameters keep working; the embedded engine has nothing to tune."""
-    request.store.resolve(request.path_parameters["collection"])
+    """PATCH: the `UpdateCollection` diff is applied to the collection's config and engine (`collection_update`)."""
+    request.store.update(request.path_parameters["collection"], request.body)
     return True
 
 
@@ -102,12 +109,32 @@ def collection_aliases(request: Request) -> Any:
     return {"aliases": request.store.aliases(name)}
 
 
+def check_query_parameters(query: dict[str, str]) -> None:
+    """The URL parameters every endpoint shares: `timeout` is a whole number of seconds, at least 1."""
+    timeout = query.get("timeout")
+    if timeout is None:
+        return
+    if not timeout.isdigit():
+        raise ApiError(400, f"Deserialize error in query parameters: timeout: invalid digit found in string `{timeout}`")
+    if int(timeout) < 1:
+        raise ApiError(422, f"Validation error in query parameters: [timeout: value {int(timeout)} invalid, must be 1 or larger]")
+
+
+def _checked(handler: Handler) -> Handler:
+    def checked_handler(request: Request) -> Any:
+        check_query_parameters(request.query)
+        return handler(request)
+
+    checked_handler.__doc__ = handler.__doc__
+    return checked_handler
+
+
 _NAME = r"(?P<collection>[^/]+)"
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", r"/", root),
     ("GET", r"/healthz", health),
     ("GET", r"/livez", health),
-    ("GET", r"/readyz", health),
+    ("GET", r"/readyz", ready),
     ("GET", r"/collections", list_collections),
     ("GET", r"/aliases", list_aliases),
     ("POST", r"/collections/aliases", update_aliases),
@@ -122,7 +149,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
         for method, suffix, handler in (*point_routes.ROUTES, *batch_routes.ROUTES)
     ],
 ]
-_COMPILED = [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in ROUTES]
+_COMPILED = [(method, re.compile(f"^{pattern}$"), _checked(handler)) for method, pattern, handler in ROUTES]
 
 
 def match_route(method: str, path: str) -> tuple[Handler, dict[str, str]]:

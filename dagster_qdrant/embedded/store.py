@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import qdrant_edge as edge
 
+from dagster_qdrant.embedded.collection_update import apply_update
 from dagster_qdrant.embedded.config import edge_config, normalize_create_body
 from dagster_qdrant.embedded.errors import (
     ApiError,
@@ -54,6 +55,7 @@ class Collection:
         self.write_lock = threading.Lock()
         self.closed = False
         self._operation_ids = itertools.count()
+        self._generation = 0  # bumped each time the shard is reopened with a new config
 
     def update(self, operation: Any) -> int:
         """Apply one update operation; return its operation id. Durable on return (Edge WAL)."""
@@ -71,7 +73,11 @@ class Collection:
             return next(self._operation_ids)
 
     def read(self, method: str, *arguments: Any) -> Any:
-        """Call a read method of the shard, mapping engine errors to API errors."""
+        """Call a read method of the shard, mapping engine errors to API errors.
+
+        Reads take no lock; one that meets the shard while `reconfigure` reopens it is run again on the
+        reopened shard (waiting for it through the write lock)."""
+        generation = self._generation
         try:
             return getattr(self.shard, method)(*arguments)
         except ApiError:
@@ -79,11 +85,35 @@ class Collection:
         except Exception as error:
             if self.closed:
                 raise collection_not_found(self.name) from None
+            if self.write_lock.locked() or generation != self._generation:
+                with self.write_lock:
+                    pass
+                if generation != self._generation:
+                    return self.read(method, *arguments)
             raise from_engine(error) from None
         except BaseException as error:  # a panic in the engine (pyo3 PanicException) must answer 500
             if type(error).__name__ != "PanicException":
                 raise
             raise ApiError(500, f"Service internal error: {str(error).splitlines()[0]}") from None
+
+    def reconfigure(self, rest_config: dict[str, Any]) -> None:
+        """Reopen the shard with the engine config of `rest_config` and keep that config (PATCH).
+
+        If the engine refuses the new config, the shard is reopened as it was and the error answered."""
+        with self.write_lock:
+            if self.closed:
+                raise collection_not_found(self.name)
+            shard_path = str(self.directory / "shard")
+            self.shard.flush()
+            self.shard.close()
+            self._generation += 1
+            try:
+                self.shard = edge.EdgeShard.load(shard_path, edge_config(rest_config))
+            except Exception as error:
+                self.shard = edge.EdgeShard.load(shard_path)
+                raise bad_request(f"the collection cannot take this configuration: {error}") from None
+            write_json_atomically(self.directory / "config.json", rest_config)
+            self.config = rest_config
 
     def flush(self) -> None:
         """Persist segments so the WAL can be truncated; safe to call at any time."""
@@ -151,12 +181,15 @@ class Store:
                 "a collection needs at least one vector: give `vectors` ({size, distance}) or `sparse_vectors` "
                 "(the embedded server cannot hold payload-only collections)"
             )
-        config = edge_config(rest_config)
+        try:
+            config = edge_config(rest_config)
+        except (TypeError, ValueError, OverflowError) as error:  # a setting of the wrong type or range
+            raise bad_request(f"collection config: {error}") from None
         with self._lock:
             if name in self._collections:
                 raise conflict(f"Collection `{name}` already exists!")
             if name in self._aliases:
-                raise conflict(f"Alias with the same name `{name}` already exists!")
+                raise bad_request(f"Can't create collection with name {name}. Alias with the same name already exists")
             directory = self.collections_path / name
             shutil.rmtree(directory, ignore_errors=True)
             try:
@@ -167,6 +200,11 @@ class Store:
             shard.flush()
             write_json_atomically(directory / "config.json", rest_config)
             self._collections[name] = Collection(name, directory, shard, rest_config)
+
+    def update(self, name: str, body: Any) -> None:
+        """Apply an `UpdateCollection` diff (see `collection_update`) to a collection or an alias's target."""
+        collection = self.resolve(name)
+        collection.reconfigure(apply_update(collection.config, body))
 
     def delete(self, name: str) -> bool:
         """Delete a collection (not an alias) and its aliases; False when there was none.
@@ -230,7 +268,7 @@ class Store:
             if target not in self._collections:
                 raise collection_not_found(target)
             if alias in self._collections:
-                raise conflict(f"Collection with the same name `{alias}` already exists!")
+                raise conflict(f"Collection `{alias}` already exists!")
             validate_name(alias, "JSON body")
             aliases[alias] = target
         elif kind == "delete_alias":

@@ -85,6 +85,8 @@ def check_named_vector(name: str, value: Any, specs: dict[str, VectorSpec], poin
     spec = specs.get(name)
     where = _where(point_id, name)
     if spec is None:
+        if isinstance(value, dict) and "indices" in value and "values" in value:
+            _check_sparse(value, where)  # Qdrant validates the request's shape before it looks names up
         raise bad_request(f"Not existing vector name error: {name} ({where}; the collection has {_names(specs)})")
     if spec.kind == SPARSE:
         _check_sparse(value, where)

@@ -1,7 +1,7 @@
 """Responses of the embedded server validate against Qdrant's official OpenAPI spec (v1.19).
 
-The spec lives outside the repository (../shared/qdrant/openapi-v1.19.json from the repo root); the test
-skips, saying so, where that file is absent. The validator below covers the JSON Schema subset the
+The spec lives outside the repository (../shared/qdrant/openapi-v1.19.json from the repo root, or one level
+further up for a checkout nested one directory deeper); the test skips, saying so, where that file is absent. The validator below covers the JSON Schema subset the
 spec uses (OpenAPI 3.0: $ref, anyOf/oneOf/allOf, nullable, type, enum, required, properties, items).
 """
 
@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 import requests
 
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "qdrant" / "openapi-v1.19.json"
+_ROOT = Path(__file__).resolve().parents[2]
+SPEC_PATH = next(
+    (path for path in (_ROOT.parent / "shared" / "qdrant" / "openapi-v1.19.json",
+                       _ROOT.parent.parent / "shared" / "qdrant" / "openapi-v1.19.json") if path.exists()),
+    _ROOT.parent / "shared" / "qdrant" / "openapi-v1.19.json",
+)
 _TYPES = {
     "object": lambda value: isinstance(value, dict),
     "array": lambda value: isinstance(value, list),
@@ -116,6 +121,38 @@ def test_responses_match_the_spec(spec: dict[str, Any], qdrant_url: str, collect
     _check(spec, requests.get(f"{base}/aliases"), f"{collection_path}/aliases", "get")
     _check(spec, requests.post(f"{base}/points/payload?wait=true", json={"payload": {"b": 1}, "points": [1]}), f"{collection_path}/points/payload", "post")
     _check(spec, requests.post(f"{base}/points/delete?wait=true", json={"points": [1]}), f"{collection_path}/points/delete", "post")
+    _check(spec, requests.delete(base), collection_path, "delete")
+
+
+def test_configured_collection_matches_the_spec(spec: dict[str, Any], qdrant_url: str, collection_name: str) -> None:
+    """Index parameters, quantization, per-vector settings, metadata and warnings in the spec's shapes."""
+    base = f"{qdrant_url}/collections/{collection_name}"
+    collection_path = "/collections/{collection_name}"
+    create = {
+        "vectors": {
+            "v": {"size": 4, "distance": "Dot", "hnsw_config": {"m": 8, "inline_storage": True}, "on_disk": True},
+            "w": {"size": 4, "distance": "Cosine", "quantization_config": {"scalar": {"type": "int8", "quantile": 0.9}}},
+        },
+        "quantization_config": {"binary": {"always_ram": True, "encoding": "two_bits"}},
+        "metadata": {"team": "search"},
+    }
+    _check(spec, requests.put(base, json=create), collection_path, "put")
+    schemas = [
+        {"type": "text", "tokenizer": "word", "lowercase": False, "phrase_matching": True,
+         "stopwords": {"languages": ["english"], "custom": ["x"]}, "stemmer": {"type": "snowball", "language": "english"}},
+        {"type": "integer", "lookup": False, "range": True},
+        {"type": "keyword", "is_tenant": True, "prefix": True},
+        "datetime",
+    ]
+    for number, schema in enumerate(schemas):
+        body = {"field_name": f"f{number}", "field_schema": schema}
+        _check(spec, requests.put(f"{base}/index?wait=true", json=body), f"{collection_path}/index", "put")
+    patch = {"metadata": {"owner": "me"}, "hnsw_config": {"ef_construct": 64}, "vectors": {"w": {"on_disk": True}}}
+    _check(spec, requests.patch(base, json=patch), collection_path, "patch")
+    info = _check(spec, requests.get(base), collection_path, "get")["result"]
+    assert info["payload_schema"]["f0"]["params"]["stemmer"] == {"type": "snowball", "language": "english"}
+    assert "params" not in info["payload_schema"]["f3"]
+    assert "warnings" not in info  # inline storage on `v` is covered by the collection's quantization
     _check(spec, requests.delete(base), collection_path, "delete")
 
 
