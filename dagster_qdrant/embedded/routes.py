@@ -13,8 +13,8 @@ from typing import Any
 
 from dagster_qdrant.embedded import batch_routes, point_routes
 from dagster_qdrant.embedded.config import collection_info
-from dagster_qdrant.embedded.errors import ApiError, bad_json
-from dagster_qdrant.embedded.store import Store
+from dagster_qdrant.embedded.errors import ApiError, bad_json, invalid_in
+from dagster_qdrant.embedded.store import MAX_NAME_LENGTH, Store
 
 QDRANT_TITLE = "qdrant - vector search engine"
 QDRANT_VERSION = "1.19.0"
@@ -120,8 +120,16 @@ def check_query_parameters(query: dict[str, str]) -> None:
         raise ApiError(422, f"Validation error in query parameters: [timeout: value {int(timeout)} invalid, must be 1 or larger]")
 
 
+def check_collection_parameter(path_parameters: dict[str, str]) -> None:
+    """Qdrant validates the collection name of every path (1 to 255 characters) before anything else."""
+    name = path_parameters.get("collection")
+    if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise invalid_in("path parameters", f"name: length must be between 1 and {MAX_NAME_LENGTH} characters")
+
+
 def _checked(handler: Handler) -> Handler:
     def checked_handler(request: Request) -> Any:
+        check_collection_parameter(request.path_parameters)
         check_query_parameters(request.query)
         return handler(request)
 

@@ -296,6 +296,15 @@ def test_timeout_parameter_below_one_is_refused(api: Any, collection_name: str) 
 # ----- service endpoints -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("method", "suffix"), [("GET", "/points/1"), ("POST", "/points/count"), ("GET", ""), ("DELETE", "")])
+def test_collection_names_over_255_characters_fail_validation_on_every_path(api: Any, method: str, suffix: str) -> None:
+    # Qdrant validates the path's collection name (1 to 255 characters) before it looks the collection up.
+    response = api(method, f"/collections/{'n' * 256}{suffix}", json={} if method == "POST" else None)
+    assert response.status_code == 422, response.text
+    assert _error(response).startswith("Validation error in path parameters: [name:")
+    assert api("GET", f"/collections/{'n' * 255}").status_code == 404
+
+
 def test_root_reports_title_version_and_commit_and_readyz_says_ready(api: Any) -> None:
     root = api("GET", "/").json()
     assert set(root) == {"title", "version", "commit"}
