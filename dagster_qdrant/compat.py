@@ -128,17 +128,30 @@ def nearest_key(key: str, known: Iterable[str]) -> str | None:
     return names[close[0]] if close else None
 
 
-def unknown_option_error(unknown: Iterable[str], known: Iterable[str], where: str) -> QdrantConfigError:
-    """The refusal of options nobody declared: each key, its nearest known key, and spark-fuse's renames."""
+def unknown_option_error(
+    unknown: Iterable[str], known: Iterable[str], where: str, elsewhere: Mapping[str, str] | None = None
+) -> QdrantConfigError:
+    """The refusal of options nobody declared: each key, its nearest known key, and spark-fuse's renames.
+
+    ``elsewhere`` maps the other direction's options to its name (``"read"``), so ``limit`` given to a
+    writer is called a read option rather than unknown.
+    """
     known = sorted(known)
+    elsewhere = dict(elsewhere or {})
     parts = []
     for key in sorted(unknown):
         renamed = SPARK_FUSE_OPTION_KEYS.get(key.lower())
         if renamed is not None:
             parts.append(f"{key!r} is spark-fuse's key: use {renamed[0]} ({renamed[1]!r}) from dagster_qdrant")
             continue
-        near = nearest_key(key, known)
-        parts.append(f"{key!r} (did you mean {near!r}?)" if near else repr(key))
+        if key.lower() in elsewhere:
+            parts.append(f"{key!r} is a {elsewhere[key.lower()]} option")
+            continue
+        near = nearest_key(key, [*known, *elsewhere])
+        if near in elsewhere:
+            parts.append(f"{key!r} (did you mean {near!r}? it is a {elsewhere[near]} option)")
+        else:
+            parts.append(f"{key!r} (did you mean {near!r}?)" if near else repr(key))
     return QdrantConfigError(
         f"Unknown option(s) for {where}: " + "; ".join(parts) + f". Known options: {known!r}"
     )

@@ -126,7 +126,7 @@ class ConnectionOptions:
         known = set(cls.option_names())
         unknown = sorted(key for key in values if key not in known)
         if unknown:
-            raise compat.unknown_option_error(unknown, known, cls.__name__)
+            raise compat.unknown_option_error(unknown, known, cls.__name__, _elsewhere(cls))
         for required in ("endpoint", "collection"):
             if required in known and values.get(required) in (None, ""):
                 raise QdrantConfigError(
@@ -163,7 +163,10 @@ class ConnectionOptions:
                 continue
             if name not in cls.option_names():
                 known = {*cls.option_names(), QDRANT_CONFIG_OPTION, QDRANT_SCHEMA_OPTION} - {"schema"}
-                raise compat.unknown_option_error([key], known, f"format({QDRANT_FORMAT!r})")
+                direction = "read" if cls.option_names() == ReadOptions.option_names() else "write"
+                where = f"{direction}s of format({QDRANT_FORMAT!r})"
+                elsewhere = {option: ("write" if direction == "read" else "read") for option in other_direction}
+                raise compat.unknown_option_error([key], known, where, elsewhere)
             values[name] = value
         return cls.from_mapping(values)
 
@@ -392,6 +395,15 @@ class WriteOptions(ConnectionOptions):
 _CONNECTION_NAMES = frozenset(item.name for item in dataclasses.fields(ConnectionOptions))
 _READ_ONLY_NAMES = frozenset(ReadOptions.option_names()) - _CONNECTION_NAMES - {"collection"}
 _WRITE_ONLY_NAMES = frozenset(WriteOptions.option_names()) - _CONNECTION_NAMES - {"collection"}
+
+
+def _elsewhere(cls: type[ConnectionOptions]) -> dict[str, str]:
+    """The other direction's options, named ``read`` or ``write``, for refusals of misplaced options."""
+    if issubclass(cls, ReadOptions):
+        return dict.fromkeys(_WRITE_ONLY_NAMES, "write")
+    if issubclass(cls, WriteOptions):
+        return dict.fromkeys(_READ_ONLY_NAMES, "read")
+    return {}
 
 
 def build_qdrant_config(

@@ -114,7 +114,8 @@ def scroll(request: Any) -> Any:
         limit=limit,
         filter=parse_filter(body.get("filter")),
         with_payload=parse_with_payload(body.get("with_payload"), True),
-        with_vector=parse_with_vector(body.get("with_vector"), False),
+        # Qdrant's ScrollRequest takes `with_vectors` as an alias of `with_vector` (serde alias).
+        with_vector=parse_with_vector(body.get("with_vector", body.get("with_vectors")), False),
         order_by=order_by,
     )
     records, next_offset = collection.read("scroll", scroll_request)
