@@ -181,6 +181,9 @@ def test_build_qdrant_config_takes_the_reference_form_and_ours(spark) -> None:
     merged = build_qdrant_config(url, "demo", source_config={"headers": {"a": "1"}}, headers={"b": "2"})
     assert merged["headers"] == {"a": "1", "b": "2"}
     assert build_qdrant_write_config(url, collection="demo") == build_qdrant_write_config(url, "demo")
+    schema = StructType.fromDDL("id long, payload struct<text: string>")
+    given = build_qdrant_config(spark, url, collection="demo", schema=schema, infer_schema=False)
+    assert StructType.fromJson(json.loads(ReadOptions.from_mapping(given).explicit_schema())) == schema
 
 
 @pytest.mark.parametrize(
