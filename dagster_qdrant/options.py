@@ -5,7 +5,11 @@ Options arrive in three shapes: keyword arguments (``build_qdrant_config(endpoin
 a JSON dict carried through Spark in the single ``qdrant.config`` option, and per-key Spark string options
 (``.option("limit", "10")``). Every shape goes through the same parsers, so the same value is accepted or
 rejected the same way everywhere, and every rejection names the option, the value and what is allowed.
-The API key is never shown by ``repr``/``str`` of an options object or of a config dict.
+The API key is never shown by ``repr``/``str`` of an options object or of a config dict. spark-fuse's
+call forms and option keys are mapped (or refused by name) in ``compat.py``.
+
+Over 400 lines on purpose: every option of both directions is declared here once, with its default and
+parser, and everything else is derived from these declarations.
 """
 
 from __future__ import annotations

@@ -135,6 +135,8 @@ def _message(
             f"; a {PAYLOAD_COLUMN!r} column holding the whole payload is payload_layout='struct' "
             "(spark-fuse's shape) or 'json'"
         )
+    if options.with_payload is not True:
+        layout_hint += f"; the read's with_payload={options.with_payload!r} selects which keys are read"
     return (
         f"The given schema has column(s) {', '.join(parts)} that none of {sampled} sampled point(s) of "
         f"collection {options.collection!r} carries, so they would read as null on every row. The points "

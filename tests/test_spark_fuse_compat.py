@@ -353,6 +353,23 @@ def test_explicit_layouts_refuse_schemas_that_cannot_hold_them(spark, qdrant_url
         _read(spark, qdrant_url, qdrant_api_key, collection_name, schema, payload_layout="struct").collect()
 
 
+def test_filters_on_payload_struct_fields_stay_with_spark(spark, qdrant_url, qdrant_api_key, collection_name) -> None:
+    from pyspark.sql.datasource import EqualTo
+
+    from dagster_qdrant.datasource import QdrantDataSource
+
+    _create(qdrant_url, qdrant_api_key, collection_name)
+    write_qdrant_points([{"id": 1, "vector": [1.0, 0, 0, 0], "text": "a"}], qdrant_url, collection=collection_name,
+                        api_key=qdrant_api_key)
+    options = {"endpoint": qdrant_url, "collection": collection_name, "payload_layout": "struct"}
+    if qdrant_api_key:
+        options["api_key"] = qdrant_api_key
+    reader = QdrantDataSource(options).reader(StructType.fromDDL("id long, payload struct<text: string>"))
+    on_payload = EqualTo(("payload", "text"), "a")
+    assert reader.push([on_payload, EqualTo(("id",), 1)]) == [on_payload]
+    assert reader.pushed == [{"has_id": [1]}]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Option names
 # ---------------------------------------------------------------------------------------------------
