@@ -1,6 +1,8 @@
 """``format("qdrant")``: a PySpark Python Data Source over Qdrant's REST API.
 
-Reading: ``schema()`` infers the columns from a sample (or takes the given schema); the reader pushes
+Reading: ``schema()`` infers the columns from a sample (or takes the given schema, whose payload columns
+a sample must carry: ``payload_layout.py``, which also reads the payload as one column per key or as
+spark-fuse's ``payload`` struct); the reader pushes
 the filters Qdrant answers exactly, plans disjoint partitions (hash slices on Qdrant 1.19+, id ranges
 before) and turns every scroll page into one Arrow record batch, so no Python row objects are built and a
 task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
