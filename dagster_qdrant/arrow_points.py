@@ -48,7 +48,7 @@ from dagster_qdrant.arrow_values import (
     vector_converter,
 )
 from dagster_qdrant.errors import QdrantSchemaError
-from dagster_qdrant.schema import ID_COLUMN
+from dagster_qdrant.schema import ID_COLUMN, PAYLOAD_COLUMN
 from dagster_qdrant.schema_findings import SchemaFindings
 
 _NONE_TYPE = type(None)
@@ -80,7 +80,7 @@ class _Column:
 
     name: str
     source: str
-    """``id``, ``vector`` or ``payload``."""
+    """``id``, ``vector``, ``payload`` (one key) or ``whole_payload`` (the struct and json layouts)."""
     key: str
     """The payload key, or the Qdrant vector name (``""`` for the unnamed vector)."""
     data_type: DataType
@@ -92,13 +92,21 @@ class _Column:
 
 
 def _column(
-    field: Any, arrow_type: pa.DataType, vector_names: Mapping[str, str], findings: SchemaFindings | None
+    field: Any,
+    arrow_type: pa.DataType,
+    vector_names: Mapping[str, str],
+    findings: SchemaFindings | None,
+    layout: str,
 ) -> _Column:
     data_type = field.dataType
     if field.name == ID_COLUMN:
         source, key, convert = "id", ID_COLUMN, id_converter(data_type)
     elif field.name in vector_names:
         source, key, convert = "vector", vector_names[field.name], vector_converter(data_type)
+    elif layout != "columns" and field.name == PAYLOAD_COLUMN:
+        # The whole payload: its keys are the struct's fields (paths name them as in the columns layout);
+        # in the json layout a string column, which takes the payload object as its JSON text.
+        source, key, convert = "whole_payload", "", value_converter(data_type, ValuePath("", findings), True)
     else:
         where = ValuePath(field.name, findings)
         source, key, convert = "payload", field.name, value_converter(data_type, where, is_mixed(field))
@@ -128,9 +136,11 @@ def _spark_arrow_schema(schema: StructType) -> pa.Schema:
 class PointBatchBuilder:
     """Turns pages of points into record batches with the schema's exact Arrow types.
 
-    ``vector_names`` maps each vector column to its Qdrant vector name; every other column but ``id``
-    is a payload key. With ``findings`` (a read of an inferred schema) payload keys and values the schema
-    has no room for are recorded there instead of failing the page (``schema_findings``).
+    ``vector_names`` maps each vector column to its Qdrant vector name; in the ``columns`` layout every
+    other column but ``id`` is a payload key, in the ``struct`` and ``json`` layouts (``payload_layout``)
+    the ``payload`` column holds the whole payload. With ``findings`` (a read of an inferred schema)
+    payload keys and values the schema has no room for are recorded there instead of failing the page
+    (``schema_findings``).
     """
 
     def __init__(
@@ -139,13 +149,15 @@ class PointBatchBuilder:
         vector_names: Mapping[str, str],
         collection: str,
         findings: SchemaFindings | None = None,
+        layout: str = "columns",
     ) -> None:
         self.schema = schema
         self.collection = collection
         self.findings = findings
+        self.layout = layout
         self.arrow_schema = _spark_arrow_schema(schema)
         self._columns = [
-            _column(field, self.arrow_schema.field(index).type, vector_names, findings)
+            _column(field, self.arrow_schema.field(index).type, vector_names, findings, layout)
             for index, field in enumerate(schema.fields)
         ]
         self._payload_keys = frozenset(column.key for column in self._columns if column.source == "payload")
@@ -153,7 +165,7 @@ class PointBatchBuilder:
     def to_batch(self, points: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
         sources = {column.source for column in self._columns}
         ids = [point.get("id") for point in points]
-        wanted = "payload" in sources or self.findings is not None
+        wanted = "payload" in sources or (self.findings is not None and self.layout == "columns")
         payloads = [point.get("payload") or {} for point in points] if wanted else []
         vectors = [point.get("vector") for point in points] if "vector" in sources else []
         arrays = []
@@ -162,11 +174,14 @@ class PointBatchBuilder:
                 values = ids
             elif column.source == "payload":
                 values = [payload.get(column.key) for payload in payloads]
+            elif column.source == "whole_payload":
+                values = [point.get("payload") for point in points]
             else:
                 values = [_vector_of(vector, column.key) for vector in vectors]
             arrays.append(self._array(column, values, points))
         if self.findings is not None:
-            self._find_unknown_keys(points, payloads)
+            if self.layout == "columns":  # in the struct layout the struct's converter finds them
+                self._find_unknown_keys(points, payloads)
             self.findings.check_page()
         return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
 
@@ -186,7 +201,7 @@ class PointBatchBuilder:
         converted: list[Any] = []
         convert, findings = column.convert, self.findings
         try:
-            if findings is None or column.source != "payload":
+            if findings is None or column.source not in ("payload", "whole_payload"):
                 for value in values:
                     converted.append(convert(value))
             else:
@@ -207,7 +222,12 @@ class PointBatchBuilder:
     def _mismatch_error(self, column: _Column, mismatch: Mismatch, point: Mapping[str, Any]) -> QdrantSchemaError:
         shown = repr(mismatch.value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        where = "point id" if column.source == "id" else f"column {column.key!r}"
+        if column.source == "id":
+            where = "point id"
+        elif column.source == "whole_payload":
+            where = f"column {column.name!r} (payload key {mismatch.path!r})"
+        else:
+            where = f"column {column.key!r}"
         if self.findings is not None:  # only ids and vectors get here: they cannot be read as null
             fix = "infer the schema from more points (option sample_size, e.g. sample_size='all') or pass one"
         else:
@@ -216,7 +236,7 @@ class PointBatchBuilder:
                 "schema be inferred"
             )
         return QdrantSchemaError(
-            f"{where.capitalize()} expects {mismatch.expected.simpleString()!r} but point "
+            f"{where[0].upper()}{where[1:]} expects {mismatch.expected.simpleString()!r} but point "
             f"{point.get('id')!r} has {shown}: {fix}",
             collection=self.collection,
             point_ids=[point.get("id")],

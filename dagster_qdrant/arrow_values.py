@@ -53,10 +53,11 @@ _LONG_MIN = -(2**63)
 class Mismatch(Exception):
     """A value that does not fit its column type; becomes a QdrantSchemaError naming the point."""
 
-    def __init__(self, value: Any, expected: DataType) -> None:
+    def __init__(self, value: Any, expected: DataType, path: str = "") -> None:
         super().__init__(value, expected)
         self.value = value
         self.expected = expected
+        self.path = path
 
 
 Converter = Callable[[Any], Any]
@@ -85,7 +86,7 @@ class ValuePath:
     def mismatch(self, value: Any, expected: DataType) -> None:
         """Record a value that does not fit (the read makes it null), or raise when nobody records."""
         if self.findings is None:
-            raise Mismatch(value, expected)
+            raise Mismatch(value, expected, self.path)
         self.findings.not_fitting(self.path, expected.simpleString(), value)
 
 

@@ -1,6 +1,8 @@
 """``format("qdrant")``: a PySpark Python Data Source over Qdrant's REST API.
 
-Reading: ``schema()`` infers the columns from a sample (or takes the given schema); the reader pushes
+Reading: ``schema()`` infers the columns from a sample (or takes the given schema, whose payload columns
+a sample must carry: ``payload_layout.py``, which also reads the payload as one column per key or as
+spark-fuse's ``payload`` struct); the reader pushes
 the filters Qdrant answers exactly, plans disjoint partitions (hash slices on Qdrant 1.19+, id ranges
 before) and turns every scroll page into one Arrow record batch, so no Python row objects are built and a
 task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
@@ -39,6 +41,7 @@ from dagster_qdrant.errors import QdrantConfigError, QdrantNotFoundError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
 from dagster_qdrant.overwrite import Staging, TaskOutcome, WrittenIds, settle
+from dagster_qdrant.payload_layout import check_carried, expected_keys, layout_request, resolve_layout
 from dagster_qdrant.partitions import (
     ScrollPartition,
     id_range_partitions,
@@ -52,6 +55,7 @@ from dagster_qdrant.pushdown import Condition, FilterTranslator, combine_filters
 from dagster_qdrant.schema import (
     ID_COLUMN,
     INFERRED_METADATA_KEY,
+    PAYLOAD_COLUMN,
     VECTOR_COLUMN,
     VectorColumn,
     select_vectors,
@@ -160,6 +164,11 @@ class QdrantReader(DataSourceReader):
         self.vectors = [vector for vector in wanted if vector.column in names]
         self.payload_indexes: dict[str, Any] = info.get("payload_schema") or {}
         self.pushed: list[Condition] = []
+        collection_vectors = {vector.column for vector in declared}
+        self.layout = resolve_layout(options.payload_layout, schema, collection_vectors, self.sample is not None)
+        if self.sample is None:
+            keys = expected_keys(schema, self.layout, self.vector_names)
+            check_carried(http, options, keys, collection_vectors)
 
     # -- planning --------------------------------------------------------------------------------
 
@@ -169,6 +178,9 @@ class QdrantReader(DataSourceReader):
 
     @property
     def payload_columns(self) -> list[str]:
+        """The columns holding one payload key each (none in the struct and json layouts)."""
+        if self.layout != "columns":
+            return []
         return [name for name in self.schema.fieldNames() if name != ID_COLUMN and name not in self.vector_names]
 
     def pushFilters(self, filters: list[Filter]) -> list[Filter]:
@@ -184,8 +196,11 @@ class QdrantReader(DataSourceReader):
 
     def push(self, filters: Sequence[Filter]) -> list[Filter]:
         """Push the filters Qdrant answers exactly, in place of any pushed before; return the others."""
+        schema = self.schema
+        if self.layout != "columns":  # filters on payload.* fields stay in Spark; ids are still pushed
+            schema = StructType([field for field in schema.fields if field.name != PAYLOAD_COLUMN])
         translator = FilterTranslator(
-            self.schema,
+            schema,
             list(self.vector_names),
             prefix_match=supports_slice(self.server_version),
             payload_indexes=self.payload_indexes,
@@ -221,10 +236,10 @@ class QdrantReader(DataSourceReader):
         missed come back and are reported (``schema_findings``) instead of never being seen.
         """
         with_payload: Any = _listed(self.options.with_payload)
-        if self.sample is None and with_payload is True:
-            with_payload = self.payload_columns or False
-        elif self.sample is None and not self.payload_columns:
-            with_payload = False
+        if self.sample is None:
+            with_payload = layout_request(self.layout, self.schema, self.payload_columns, with_payload)
+            if self.layout == "columns" and not self.payload_columns:
+                with_payload = False
         return {"with_payload": with_payload, "with_vector": _vector_request(self.vectors)}
 
     @property
@@ -242,7 +257,9 @@ class QdrantReader(DataSourceReader):
             findings = SchemaFindings(
                 self.options.schema_mismatch, self.options.collection, sample, partition=partition.index
             )
-        builder = PointBatchBuilder(self.schema, self.vector_names, self.options.collection, findings)
+        builder = PointBatchBuilder(
+            self.schema, self.vector_names, self.options.collection, findings, layout=self.layout
+        )
         try:
             yield from self._batches(builder, partition)
         finally:

@@ -5,7 +5,11 @@ Options arrive in three shapes: keyword arguments (``build_qdrant_config(endpoin
 a JSON dict carried through Spark in the single ``qdrant.config`` option, and per-key Spark string options
 (``.option("limit", "10")``). Every shape goes through the same parsers, so the same value is accepted or
 rejected the same way everywhere, and every rejection names the option, the value and what is allowed.
-The API key is never shown by ``repr``/``str`` of an options object or of a config dict.
+The API key is never shown by ``repr``/``str`` of an options object or of a config dict. spark-fuse's
+call forms and option keys are mapped (or refused by name) in ``compat.py``.
+
+Over 400 lines on purpose: every option of both directions is declared here once, with its default and
+parser, and everything else is derived from these declarations.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from dagster_qdrant import compat
 from dagster_qdrant import option_parsers as parse
 from dagster_qdrant.errors import QdrantConfigError
 
@@ -42,6 +47,13 @@ and id ranges on older servers; ``slice`` and ``id_range`` force one way."""
 # Schema inference: the sample and what a read does with what the sample missed.
 DEFAULT_SAMPLE_SIZE = 1000
 """Points sampled, spread over the whole read, to infer a schema; ``"all"`` reads every point's payload."""
+PAYLOAD_LAYOUTS = ("auto", "columns", "struct", "json")
+"""Where a read puts the payload: one column per key (``columns``), spark-fuse's ``payload`` struct
+(``struct``), or the payload's JSON text in a ``payload`` string column (``json``, for payloads with no
+stable shape). ``auto``: ``struct`` when a given schema has spark-fuse's shape, else ``columns``."""
+MISSING_COLUMN_MODES = ("error", "null")
+"""What a read with a given schema does with a payload column no sampled point carries: fail, naming it
+and the keys the points carry (``error``), or read it as null (``null``)."""
 SCHEMA_MISMATCH_MODES = ("warn", "error")
 """What a read with an inferred schema does with a payload key or a value the schema has no room for:
 ``warn`` reads the rest and logs once per partition (key, count, fix); ``error`` fails the read."""
@@ -118,9 +130,7 @@ class ConnectionOptions:
         known = set(cls.option_names())
         unknown = sorted(key for key in values if key not in known)
         if unknown:
-            raise QdrantConfigError(
-                f"Unknown option(s) {unknown!r} for {cls.__name__}; allowed options: {sorted(known)!r}"
-            )
+            raise compat.unknown_option_error(unknown, known, cls.__name__, _elsewhere(cls))
         for required in ("endpoint", "collection"):
             if required in known and values.get(required) in (None, ""):
                 raise QdrantConfigError(
@@ -131,7 +141,12 @@ class ConnectionOptions:
 
     @classmethod
     def from_spark_options(cls, options: Mapping[str, str]) -> Any:
-        """Parse Spark's string options: the ``qdrant.config`` JSON and/or per-key options (which win)."""
+        """Parse Spark's string options: the ``qdrant.config`` JSON and/or per-key options (which win).
+
+        Spark's own keys (``path``: the collection; ``checkpointLocation``) are taken; any other key that
+        is not an option of this direction is refused by name, so a misspelt or spark-fuse key is never
+        dropped in silence.
+        """
         values: dict[str, Any] = {}
         other_direction = set(_READ_ONLY_NAMES | _WRITE_ONLY_NAMES) - set(cls.option_names())
         for key, value in options.items():
@@ -141,13 +156,21 @@ class ConnectionOptions:
                 values.update({k: v for k, v in config.items() if k not in other_direction})
         for key, value in options.items():
             name = key.lower()
-            if name in (QDRANT_CONFIG_OPTION,) or name.startswith("spark."):
+            if name == QDRANT_CONFIG_OPTION:
                 continue
             if name == QDRANT_SCHEMA_OPTION:
                 name = "schema"
             if name == "path":
                 values.setdefault("collection", value)
                 continue
+            if name in compat.SPARK_OWN_OPTION_KEYS:
+                continue
+            if name not in cls.option_names():
+                known = {*cls.option_names(), QDRANT_CONFIG_OPTION, QDRANT_SCHEMA_OPTION} - {"schema"}
+                direction = "read" if cls.option_names() == ReadOptions.option_names() else "write"
+                where = f"{direction}s of format({QDRANT_FORMAT!r})"
+                elsewhere = {option: ("write" if direction == "read" else "read") for option in other_direction}
+                raise compat.unknown_option_error([key], known, where, elsewhere)
             values[name] = value
         return cls.from_mapping(values)
 
@@ -225,8 +248,12 @@ class ReadOptions(ConnectionOptions):
     # Schema inference (see DEFAULT_SAMPLE_SIZE and SCHEMA_MISMATCH_MODES).
     sample_size: int | str = DEFAULT_SAMPLE_SIZE
     schema_mismatch: str = "warn"
+    payload_layout: str = "auto"
+    missing_columns: str = "error"
 
     _parsers: ClassVar[dict[str, Any]] = {
+        "payload_layout": parse.choice(PAYLOAD_LAYOUTS),
+        "missing_columns": parse.choice(MISSING_COLUMN_MODES),
         "sample_size": parse.sample_size,
         "schema_mismatch": parse.choice(SCHEMA_MISMATCH_MODES),
         "collection": parse.collection,
@@ -374,22 +401,60 @@ _READ_ONLY_NAMES = frozenset(ReadOptions.option_names()) - _CONNECTION_NAMES - {
 _WRITE_ONLY_NAMES = frozenset(WriteOptions.option_names()) - _CONNECTION_NAMES - {"collection"}
 
 
-def build_qdrant_config(endpoint: str, collection: str, **options: Any) -> QdrantConfig:
-    """Validated read options as a JSON-able dict (for ``qdrant.config``, resources and kwargs)."""
-    return ReadOptions.from_mapping({"endpoint": endpoint, "collection": collection, **options}).to_config()
+def _elsewhere(cls: type[ConnectionOptions]) -> dict[str, str]:
+    """The other direction's options, named ``read`` or ``write``, for refusals of misplaced options."""
+    if issubclass(cls, ReadOptions):
+        return dict.fromkeys(_WRITE_ONLY_NAMES, "write")
+    if issubclass(cls, WriteOptions):
+        return dict.fromkeys(_READ_ONLY_NAMES, "read")
+    return {}
 
 
-def build_qdrant_write_config(endpoint: str, collection: str, **options: Any) -> QdrantConfig:
-    """Validated write options as a JSON-able dict (for ``qdrant.config``, resources and kwargs)."""
-    return WriteOptions.from_mapping({"endpoint": endpoint, "collection": collection, **options}).to_config()
+def build_qdrant_config(
+    *args: Any, source_config: Mapping[str, Any] | None = None, **options: Any
+) -> QdrantConfig:
+    """Validated read options as a JSON-able dict (for ``qdrant.config``, resources and kwargs).
+
+    Called as ``build_qdrant_config(endpoint, collection, **options)``, with ``endpoint=`` /
+    ``collection=`` keywords, or as spark-fuse calls it, ``build_qdrant_config(spark, endpoint,
+    collection=..., **options)``. A SparkSession given first sets ``num_partitions`` (when not given) to
+    its default parallelism, which the data source's workers cannot ask Spark for. ``source_config`` (as in
+    spark-fuse) is a base dict of options the keywords override.
+    """
+    options = compat.merged_source_config(source_config, options)
+    session = compat.connection_arguments("build_qdrant_config", compat.READ_FORMS, args, options)
+    if session is not None and options.get("num_partitions") is None:
+        parallelism = compat.default_parallelism(session)
+        if parallelism is not None:
+            options["num_partitions"] = parallelism
+    return ReadOptions.from_mapping(options).to_config()
+
+
+WRITE_CONFIG_FORMS = (
+    "build_qdrant_write_config(endpoint, collection, **options) or "
+    "build_qdrant_write_config(endpoint, collection=..., **options) (spark-fuse's form)"
+)
+
+
+def build_qdrant_write_config(*args: Any, **options: Any) -> QdrantConfig:
+    """Validated write options as a JSON-able dict (for ``qdrant.config``, resources and kwargs).
+
+    ``build_qdrant_write_config(endpoint, collection, **options)``, or with ``collection=`` (and
+    ``endpoint=``) as keywords, as spark-fuse documents it. A SparkSession first is accepted and unused,
+    so a call written like ``build_qdrant_config``'s works too.
+    """
+    compat.connection_arguments("build_qdrant_write_config", WRITE_CONFIG_FORMS, args, options)
+    return WriteOptions.from_mapping(options).to_config()
 
 
 __all__ = [
     "DECIMAL_MODES",
     "DEFAULT_MAX_BATCH_BYTES",
     "DEFAULT_SAMPLE_SIZE",
+    "MISSING_COLUMN_MODES",
     "NON_FINITE_MODES",
     "PARTITIONING_MODES",
+    "PAYLOAD_LAYOUTS",
     "QDRANT_CONFIG_OPTION",
     "QDRANT_FORMAT",
     "QDRANT_MAX_BODY_BYTES",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from dagster_qdrant.compat import write_points_arguments
 from dagster_qdrant.errors import QdrantDataError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions, WriteOptions
@@ -22,18 +23,17 @@ from dagster_qdrant.writer import PointWriter, WriteReport
 _MIN_STREAM_CHUNK = 1024
 
 
-def write_qdrant_points(
-    points: Any,
-    config: Mapping[str, Any] | WriteOptions | None = None,
-    **options: Any,
-) -> WriteReport:
-    """Upsert points into a collection.
+def write_qdrant_points(points: Any, *args: Any, **options: Any) -> WriteReport:
+    """Upsert points into a collection; the report says how many points, in how many requests.
 
     ``points``: a list of dicts, a generator/iterable of dicts, a pandas DataFrame, or a pyarrow
     Table/RecordBatch; each row has the id (``id_field``), the vector(s) and payload columns.
-    ``config``: a dict from ``build_qdrant_write_config`` (or a ``WriteOptions``); keyword ``options``
-    add to or override it, e.g. ``write_qdrant_points(rows, endpoint=url, collection="docs")``.
+    Two call forms: ``write_qdrant_points(points, config, **options)`` with a dict from
+    ``build_qdrant_write_config`` (or a ``WriteOptions``), keyword ``options`` adding to or overriding it;
+    or spark-fuse's ``write_qdrant_points(points, endpoint, collection="docs", **options)``. Any other mix
+    raises a TypeError naming both.
     """
+    config: Mapping[str, Any] | WriteOptions | None = write_points_arguments(args, options)
     write_options: WriteOptions = WriteOptions.from_config(config, **options)
     writer = PointWriter(write_options)
     if isinstance(points, (pa.Table, pa.RecordBatch)):

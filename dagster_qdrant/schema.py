@@ -34,6 +34,8 @@ from dagster_qdrant.errors import QdrantConfigError, QdrantSchemaError
 
 ID_COLUMN = "id"
 VECTOR_COLUMN = "vector"
+PAYLOAD_COLUMN = "payload"
+"""The one payload column of the ``struct`` and ``json`` layouts (spark-fuse's shape: id, payload, vector)."""
 MIXED_METADATA_KEY = "qdrant.mixed"
 """Field metadata set on columns inferred as string because the sample held values of several kinds:
 their text is not what Qdrant stores, so filters on them are not pushed down."""
@@ -239,13 +241,28 @@ class SchemaInference:
         *,
         include_id: bool = True,
         id_metadata: Mapping[str, Any] | None = None,
+        layout: str = "columns",
     ) -> StructType:
-        """id, the payload keys sorted, then the chosen vector columns."""
+        """id, the payload, then the chosen vector columns.
+
+        ``layout``: ``columns`` gives one column per payload key (sorted); ``struct`` one ``payload``
+        struct of those keys; ``json`` one ``payload`` string column (the payload's JSON text).
+        """
         fields: list[StructField] = []
         if include_id:
             id_type = LongType() if self._long_ids and self.points else StringType()
             fields.append(StructField(ID_COLUMN, id_type, nullable=False, metadata=dict(id_metadata or {})))
         reserved = {ID_COLUMN} | {vector.column for vector in vectors}
+        if layout != "columns":
+            if PAYLOAD_COLUMN in reserved:
+                raise QdrantSchemaError(
+                    f"The collection has a vector named {PAYLOAD_COLUMN!r}, the payload column of "
+                    f"payload_layout={layout!r}: read with payload_layout='columns' or without that vector"
+                )
+            payload_type = StringType() if layout == "json" else _spark_type(("struct", self.payload))
+            fields.append(StructField(PAYLOAD_COLUMN, payload_type, nullable=True))
+            fields.extend(StructField(vector.column, vector.data_type, nullable=True) for vector in vectors)
+            return StructType(fields)
         for key in sorted(self.payload):
             if key in reserved:
                 raise QdrantSchemaError(
@@ -276,6 +293,7 @@ __all__ = [
     "INFERRED_METADATA_KEY",
     "MIXED_METADATA_KEY",
     "MULTI_VECTOR_TYPE",
+    "PAYLOAD_COLUMN",
     "SPARSE_VECTOR_TYPE",
     "VECTOR_COLUMN",
     "QdrantSchemaError",

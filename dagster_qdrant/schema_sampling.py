@@ -66,7 +66,8 @@ def infer_sampled_schema(http: QdrantHttp, options: ReadOptions, info: Mapping[s
             seen_vectors.extend(page[: SAMPLE_PAGE_SIZE - len(seen_vectors)])
     vectors = declared if declared is not None else vector_columns_from_points(seen_vectors)
     metadata = {INFERRED_METADATA_KEY: {"sampled": inference.points, "sample_size": options.sample_size}}
-    return inference.schema(select_vectors(vectors, options.with_vectors), id_metadata=metadata)
+    layout = "columns" if options.payload_layout == "auto" else options.payload_layout
+    return inference.schema(select_vectors(vectors, options.with_vectors), id_metadata=metadata, layout=layout)
 
 
 def sample_pages(http: QdrantHttp, options: ReadOptions, request: Mapping[str, Any]) -> Iterator[list[dict]]:

@@ -123,7 +123,10 @@ def test_an_explicit_schema_in_the_schema_option_reads_only_its_columns(spark, q
     )
     df = (
         spark.read.format("qdrant")
-        .option(QDRANT_CONFIG_OPTION, _config(qdrant_url, qdrant_api_key, cities, infer_schema=False))
+        .option(
+            QDRANT_CONFIG_OPTION,
+            _config(qdrant_url, qdrant_api_key, cities, infer_schema=False, missing_columns="null"),
+        )
         .option(QDRANT_SCHEMA_OPTION, schema.json())
         .load()
     )

@@ -53,6 +53,8 @@ def test_read_defaults_match_the_documented_ones() -> None:
         "schema": None,
         "sample_size": 1000,
         "schema_mismatch": "warn",
+        "payload_layout": "auto",
+        "missing_columns": "error",
     }
     json.dumps(config)
 
