@@ -524,3 +524,29 @@ def test_a_killed_materialization_keeps_the_old_version_and_the_next_run_sweeps_
     serving = alias_target(http, collection_name)
     assert _versions(http, collection_name) == [serving], "the dead run's version was swept"
     assert http.count(collection_name) == 30
+
+
+def test_every_reader_option_in_the_input_metadata_takes_effect_and_unknown_keys_are_refused(
+    spark: Any, io_manager: QdrantPySparkIOManager, collection_name: str, qdrant_url: str
+) -> None:
+    """Through load_input; the Spark workers' scrolls are seen by a recording proxy in front of the server."""
+    import json
+
+    from faultproxy import FaultProxy
+
+    write(io_manager, collection_name, frame(spark, range(1, 21)))
+    assert read(io_manager, collection_name, definition_metadata={"limit": 3}).count() == 3
+    as_json = read(io_manager, collection_name, definition_metadata={"payload_layout": "json"})
+    assert "payload" in as_json.columns and "topic" not in as_json.columns
+    assert json.loads(as_json.collect()[0]["payload"])["topic"] == "t"
+    with FaultProxy(qdrant_url, keep_bodies=True) as proxy:
+        proxied = QdrantPySparkIOManager(qdrant=QdrantResource(endpoint=proxy.url), progress_interval=3600)
+        for partitioning in ("id_range", "slice"):
+            proxy.requests.clear()
+            metadata = {"partitioning": partitioning, "num_partitions": 2}
+            assert read(proxied, collection_name, definition_metadata=metadata).count() == 20
+            scrolls = [json.loads(r.body) for r in list(proxy.requests) if r.path.endswith("/points/scroll")]
+            sliced = [body for body in scrolls if '"slice"' in json.dumps(body.get("filter"))]
+            assert scrolls and (bool(sliced) == (partitioning == "slice")), partitioning
+    with pytest.raises(QdrantError, match=r"'limt' \(did you mean 'limit'\?\)"):
+        read(io_manager, collection_name, definition_metadata={"limt": 3})
