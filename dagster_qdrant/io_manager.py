@@ -50,7 +50,8 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
 
     Per asset (definition metadata): ``collection`` (the name), any writer option (``vector_field``,
     ``id_field``, ``payload_fields``, ``distance``, ``batch_size``, ...). Per input (``AssetIn`` metadata):
-    ``columns`` (the columns to return), ``filter`` (a Qdrant filter), ``with_vectors`` and any reader option.
+    ``columns`` (the columns to return), ``filter`` (a Qdrant filter), ``with_vectors`` and any other reader
+    option but the collection and the server; an unknown key is refused.
     """
 
     qdrant: Optional[QdrantResource] = Field(
@@ -309,6 +310,12 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         is neither a reader option nor ``columns`` is refused with its nearest known key, never dropped.
         """
         options = self.read.to_options()
+        owned = sorted(key for key in metadata if key in ("collection", "endpoint", "api_key"))
+        if owned:
+            raise QdrantConfigError(
+                f"Input metadata cannot set {owned!r}: the collection is the upstream asset's "
+                "('collection' in its definition metadata) and the server is the IO manager's QdrantResource"
+            )
         unknown = [key for key in metadata if key not in _INPUT_METADATA_KEYS]
         if unknown:
             raise unknown_option_error(unknown, _INPUT_METADATA_KEYS, "the input metadata (AssetIn metadata)")

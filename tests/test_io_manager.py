@@ -1,8 +1,8 @@
 """QdrantPySparkIOManager with hand-built contexts: whole-collection swaps, partitions, inputs, failures.
 
-Spark moves the points (its Python workers talk to the Qdrant under test); the tests marked ``vcr`` pin
-the requests the IO manager itself sends from this process (aliases, deletes, indexes, counts) against
-cassettes in tests/cassettes/test_io_manager/.
+Spark moves the points (its Python workers talk to the Qdrant under test, never under a cassette); tests
+check the requests sent from this process as the ``sent`` fixture captures them this run. The one marked
+``vcr`` replays tests/cassettes/test_io_manager/ (see tests/cassettes/README.md).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def vcr_cassette_dir() -> str:
 @pytest.fixture(scope="module")
 def vcr_config() -> dict[str, Any]:
     # The server's port changes from run to run: requests match on what they ask, not where they go.
-    return {"match_on": ["method", "path", "query", "body"], "filter_headers": ["api-key"]}
+    return {"match_on": ["method", "path", "query", "body"], "filter_headers": ["api-key", "authorization"]}
 
 
 @pytest.fixture
@@ -550,3 +550,5 @@ def test_every_reader_option_in_the_input_metadata_takes_effect_and_unknown_keys
             assert scrolls and (bool(sliced) == (partitioning == "slice")), partitioning
     with pytest.raises(QdrantError, match=r"'limt' \(did you mean 'limit'\?\)"):
         read(io_manager, collection_name, definition_metadata={"limt": 3})
+    with pytest.raises(QdrantError, match=r"cannot set \['endpoint'\].*QdrantResource"):
+        read(io_manager, collection_name, definition_metadata={"endpoint": "http://elsewhere:6333"})
