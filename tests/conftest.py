@@ -1,4 +1,5 @@
-"""Shared fixtures: one embedded Qdrant (or the server named by QDRANT_URL), one local SparkSession.
+"""Shared fixtures: one embedded Qdrant (or the server named by QDRANT_URL), one local SparkSession,
+the requests a test sent (``sent``), and the check that a replayed cassette was played whole.
 
 Set QDRANT_URL (and QDRANT_API_KEY) to run the whole suite against any real Qdrant instead.
 """
@@ -73,7 +74,7 @@ def spark():
 
 @dataclass(frozen=True)
 class Sent:
-    """One HTTP request as this process sent it (method, path with query, decoded JSON body)."""
+    """One HTTP request as this process sent it: method, path with query, body decoded from JSON."""
 
     method: str
     path: str
@@ -96,9 +97,13 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
     def send(self: requests.Session, prepared: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         body = prepared.body
         if isinstance(body, (bytes, bytearray)):
-            body = bytes(body).decode()
+            body = bytes(body).decode(errors="replace")
+        try:
+            decoded = json.loads(body) if body else None
+        except ValueError:
+            decoded = body  # not JSON: kept as sent
         with lock:
-            captured.append(Sent(prepared.method or "", prepared.path_url, json.loads(body) if body else None))
+            captured.append(Sent(prepared.method or "", prepared.path_url, decoded))
         return original(self, prepared, **kwargs)
 
     monkeypatch.setattr(requests.Session, "send", send)
