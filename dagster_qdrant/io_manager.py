@@ -36,8 +36,9 @@ from dagster_pyspark import PySparkResource
 from pydantic import Field
 
 from dagster_qdrant import collections as lifecycle
+from dagster_qdrant.compat import unknown_option_error
 from dagster_qdrant.errors import QdrantConfigError, QdrantError
-from dagster_qdrant.options import QDRANT_FORMAT
+from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions
 from dagster_qdrant.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 
 VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
@@ -49,7 +50,8 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
 
     Per asset (definition metadata): ``collection`` (the name), any writer option (``vector_field``,
     ``id_field``, ``payload_fields``, ``distance``, ``batch_size``, ...). Per input (``AssetIn`` metadata):
-    ``columns`` (the columns to return), ``filter`` (a Qdrant filter), ``with_vectors`` and any reader option.
+    ``columns`` (the columns to return), ``filter`` (a Qdrant filter), ``with_vectors`` and any other reader
+    option but the collection and the server; an unknown key is refused.
     """
 
     qdrant: Optional[QdrantResource] = Field(
@@ -302,10 +304,23 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         return options
 
     def _read_options(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """The IO manager's read config with the input's metadata over it: every reader option is honoured.
+
+        The collection and the server (``endpoint``, ``api_key``) are the IO manager's; any other key that
+        is neither a reader option nor ``columns`` is refused with its nearest known key, never dropped.
+        """
         options = self.read.to_options()
-        names = set(options) | {"schema", "offset"}
+        owned = sorted(key for key in metadata if key in ("collection", "endpoint", "api_key"))
+        if owned:
+            raise QdrantConfigError(
+                f"Input metadata cannot set {owned!r}: the collection is the upstream asset's "
+                "('collection' in its definition metadata) and the server is the IO manager's QdrantResource"
+            )
+        unknown = [key for key in metadata if key not in _INPUT_METADATA_KEYS]
+        if unknown:
+            raise unknown_option_error(unknown, _INPUT_METADATA_KEYS, "the input metadata (AssetIn metadata)")
         for key, value in metadata.items():
-            if key in names:
+            if key != "columns":
                 options[key] = _plain(value)
         return options
 
@@ -317,6 +332,11 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         else:
             spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
         return _registered(spark)
+
+
+_INPUT_METADATA_KEYS = frozenset(
+    {"columns", *ReadOptions.option_names()} - {"collection", "endpoint", "api_key"}
+)
 
 
 def _registered(spark: Any) -> Any:

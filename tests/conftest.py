@@ -1,14 +1,19 @@
-"""Shared fixtures: one embedded Qdrant (or the server named by QDRANT_URL), one local SparkSession.
+"""Shared fixtures: one embedded Qdrant (or the server named by QDRANT_URL), one local SparkSession,
+the requests a test sent (``sent``), and the check that a replayed cassette was played whole.
 
 Set QDRANT_URL (and QDRANT_API_KEY) to run the whole suite against any real Qdrant instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -65,3 +70,56 @@ def spark():
     register_qdrant_data_source(session)
     yield session
     session.stop()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One HTTP request as this process sent it: method, path with query, body decoded from JSON."""
+
+    method: str
+    path: str
+    body: Any
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
+    """Every request this test's process sends, in order, captured above any cassette.
+
+    A cassette's ``requests`` are the recorded file, not this run; this list is what the code under
+    test sent now, whether the response comes from the server or is replayed.
+    """
+    import requests
+
+    captured: list[Sent] = []
+    lock = threading.Lock()
+    original = requests.Session.send
+
+    def send(self: requests.Session, prepared: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        body = prepared.body
+        if isinstance(body, (bytes, bytearray)):
+            body = bytes(body).decode(errors="replace")
+        try:
+            decoded = json.loads(body) if body else None
+        except ValueError:
+            decoded = body  # not JSON: kept as sent
+        with lock:
+            captured.append(Sent(prepared.method or "", prepared.path_url, decoded))
+        return original(self, prepared, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", send)
+    return captured
+
+
+@pytest.fixture(autouse=True)
+def _every_recorded_interaction_played_once(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A replayed cassette must be played whole, each interaction once (repeats are refused by vcrpy)."""
+    if request.node.get_closest_marker("vcr") is None:
+        yield
+        return
+    cassette = request.getfixturevalue("vcr")
+    yield
+    if cassette.write_protected and cassette.rewound:
+        unplayed = [f"{r.method} {r.path}" for i, (r, _) in enumerate(cassette.data) if not cassette.play_counts[i]]
+        assert cassette.all_played and cassette.play_count == len(cassette), (
+            f"{len(unplayed)} recorded request(s) were not sent this run: {unplayed[:5]}"
+        )

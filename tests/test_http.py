@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_collection_lifecycle(http: QdrantHttp) -> None:
 
 
 @pytest.mark.vcr
-def test_points_upsert_scroll_count_query_and_delete(http: QdrantHttp) -> None:
+def test_points_upsert_scroll_count_query_and_delete(http: QdrantHttp, sent: list[Any]) -> None:
     name = fresh(http, "b_http_points")
     vectors = np.eye(4, dtype=np.float32)
     body = {"batch": {"ids": [1, 2, 3, 4], "vectors": vectors, "payloads": [{"n": i} for i in range(4)]}}
@@ -109,10 +110,23 @@ def test_points_upsert_scroll_count_query_and_delete(http: QdrantHttp) -> None:
     assert http.count(name) == 2
     http.upsert(name, b'{"points": [{"id": 9, "vector": [1, 1, 1, 1], "payload": {}}]}', wait=True)
     assert http.count(name) == 3
+    points = [(r.method, r.path, r.body) for r in sent if r.path.startswith(f"/collections/{name}/points")]
+    assert [(method, path) for method, path, _ in points] == [
+        ("PUT", f"/collections/{name}/points?wait=true"),
+        *[("POST", f"/collections/{name}/points/count")] * 2,
+        *[("POST", f"/collections/{name}/points/scroll")] * 2,
+        ("POST", f"/collections/{name}/points/query"),
+        *[("POST", f"/collections/{name}/points/delete?wait=true")] * 2,
+        ("POST", f"/collections/{name}/points/count"),
+        ("PUT", f"/collections/{name}/points?wait=true"),
+        ("POST", f"/collections/{name}/points/count"),
+    ]
+    assert points[0][2]["batch"]["vectors"] == vectors.tolist(), "numpy vectors are sent as JSON lists"
+    assert points[4][2]["offset"] == 4 and points[6][2] == {"points": [1]}
 
 
 @pytest.mark.vcr
-def test_aliases_and_payload_index(http: QdrantHttp) -> None:
+def test_aliases_and_payload_index(http: QdrantHttp, sent: list[Any]) -> None:
     name = fresh(http, "b_http_alias_target")
     try:
         http.update_aliases([{"delete_alias": {"alias_name": "b_http_alias"}}])
@@ -127,6 +141,13 @@ def test_aliases_and_payload_index(http: QdrantHttp) -> None:
     assert "k" in (http.collection_info(name).get("payload_schema") or {})
     http.update_aliases([{"delete_alias": {"alias_name": "b_http_alias"}}])
     assert http.collection_aliases(name) == []
+    updates = [r.body for r in sent if r.method == "POST" and r.path == "/collections/aliases"]
+    assert updates[1:] == [
+        {"actions": [{"create_alias": {"collection_name": name, "alias_name": "b_http_alias"}}]},
+        {"actions": [{"delete_alias": {"alias_name": "b_http_alias"}}]},
+    ]
+    index = [r.body for r in sent if r.method == "PUT" and r.path.startswith(f"/collections/{name}/index")]
+    assert index == [{"field_name": "k", "field_schema": "keyword"}]
 
 
 @pytest.mark.vcr
@@ -139,7 +160,7 @@ def test_missing_collection_is_not_found_naming_it(http: QdrantHttp) -> None:
 
 
 @pytest.mark.vcr
-def test_a_bad_request_is_raised_with_the_server_message_status_and_ids(http: QdrantHttp) -> None:
+def test_a_bad_request_is_raised_with_the_server_message_status_and_ids(http: QdrantHttp, sent: list[Any]) -> None:
     name = fresh(http, "b_http_bad_request")
     body = {"batch": {"ids": [5, 6], "vectors": [[1.0, 2.0], [3.0, 4.0]]}}
     with pytest.raises(QdrantRequestError) as raised:
@@ -147,6 +168,7 @@ def test_a_bad_request_is_raised_with_the_server_message_status_and_ids(http: Qd
     error = raised.value
     assert error.status == 400 and error.collection == name and error.point_ids == [5, 6]
     assert "dimension" in str(error).lower()
+    assert [r.method for r in sent if r.path.startswith(f"/collections/{name}/points")] == ["PUT"], "never retried"
 
 
 # --- retries and failures (fault proxy in front of the real server; not recorded) -----------------

@@ -7,9 +7,12 @@ recorded bodies match. Tests that need a fault proxy or concurrency talk to the 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -67,17 +70,34 @@ def config(url: str, key: str | None, collection: str, **options: Any) -> dict[s
     return build_qdrant_write_config(url, collection, api_key=key, **options)
 
 
+def upserted_ids(sent: list[Any], name: str) -> list[list[Any]]:
+    """The ids of each upsert this run sent to ``name``, in order (PUT .../points or POST .../points/batch)."""
+    found = []
+    for request in list(sent):
+        if request.method == "PUT" and re.match(rf"/collections/{name}/points(\?|$)", request.path):
+            body = request.body
+        elif request.method == "POST" and re.match(rf"/collections/{name}/points/batch(\?|$)", request.path):
+            body = request.body["operations"][0]["upsert"]
+        else:
+            continue
+        found.append(body["batch"]["ids"] if "batch" in body else [point["id"] for point in body["points"]])
+    return found
+
+
 def dropped(http: QdrantHttp, name: str) -> str:
     http.delete_collection(name)
     return name
 
 
 @pytest.mark.vcr
-def test_list_of_dicts_is_written_and_read_back(http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None) -> None:
+def test_list_of_dicts_is_written_and_read_back(
+    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None, sent: list[Any]
+) -> None:
     name = dropped(http, "b_points_list")
     data = rows(300)
     report = write_qdrant_points(data, config(qdrant_url, qdrant_api_key, name, create_collection=True, batch_size=100))
     assert (report.points_written, report.requests) == (300, 3)
+    assert [ids for ids in upserted_ids(sent, name)] == [list(range(0, 100)), list(range(100, 200)), list(range(200, 300))]
     stored = {point["id"]: point for point in read_qdrant_points(endpoint=qdrant_url, collection=name, api_key=qdrant_api_key, with_vectors=True)}
     assert sorted(stored) == list(range(300))
     assert stored[7]["payload"] == {"title": "doc 7", "rank": 1}
@@ -106,21 +126,27 @@ def test_pandas_dataframe_is_written_with_timestamps_as_rfc3339(
 
 
 @pytest.mark.vcr
-def test_generator_is_streamed_in_chunks(http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None) -> None:
+def test_generator_is_streamed_in_chunks(
+    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None, sent: list[Any]
+) -> None:
     name = dropped(http, "b_points_generator")
-    counts_seen_by_generator: list[int] = []
+    upserts_sent_when_generator_was_at_2000: list[int] = []
+
+    def upserts() -> list[Any]:
+        return [r for r in list(sent) if r.method == "PUT" and r.path.startswith(f"/collections/{name}/points?")]
 
     def produce() -> Iterator[dict[str, Any]]:
         for point in rows(2100):
             if point["id"] == 2000:
-                counts_seen_by_generator.append(http.count(name))
+                upserts_sent_when_generator_was_at_2000.append(len(upserts()))
             yield point
 
     options = config(qdrant_url, qdrant_api_key, name, create_collection=True, batch_size=256, max_in_flight=2)
     report = write_qdrant_points(produce(), options)  # streamed in chunks of 1024 rows
     assert report.points_written == 2100
-    assert counts_seen_by_generator[0] > 0, "points must be sent before the generator is exhausted"
-    assert http.count(name) == 2100
+    assert upserts_sent_when_generator_was_at_2000[0] > 0, "points must be sent before the generator is exhausted"
+    sizes = [len(r.body["batch"]["ids"]) for r in upserts()]
+    assert max(sizes) <= 256 and sorted(i for r in upserts() for i in r.body["batch"]["ids"]) == list(range(2100))
 
 
 @pytest.mark.vcr
@@ -148,24 +174,30 @@ def test_pyarrow_table_with_named_and_sparse_vectors(http: QdrantHttp, qdrant_ur
 
 
 @pytest.mark.vcr
-def test_points_format_and_post_method_also_write(http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None) -> None:
+def test_points_format_and_post_method_also_write(
+    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None, sent: list[Any]
+) -> None:
     name = dropped(http, "b_points_row_form")
     options = config(qdrant_url, qdrant_api_key, name, create_collection=True, payload_format="points")
     write_qdrant_points(rows(10), options)
     write_qdrant_points(rows(10, start=10), options, write_method="post")
-    assert http.count(name) == 20
+    writes = [(r.method, r.path.split("?")[0]) for r in sent if r.path.startswith(f"/collections/{name}/points")]
+    assert writes == [("PUT", f"/collections/{name}/points"), ("POST", f"/collections/{name}/points/batch")]
+    assert upserted_ids(sent, name) == [list(range(10)), list(range(10, 20))]
+    assert all("points" in r.body or "operations" in r.body for r in sent if r.path.startswith(f"/collections/{name}/points"))
 
 
 @pytest.mark.vcr
 def test_rows_without_ids_get_content_ids_so_rewrites_never_duplicate(
-    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None
+    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None, sent: list[Any]
 ) -> None:
     name = dropped(http, "b_points_content_ids")
     data = [{key: value for key, value in point.items() if key != "id"} for point in rows(50)]
     options = config(qdrant_url, qdrant_api_key, name, create_collection=True, id_field=None)
     write_qdrant_points(data, options)
     write_qdrant_points(data, options)
-    assert http.count(name) == 50
+    first, second = upserted_ids(sent, name)
+    assert len(set(first)) == 50 and first == second, "the same rows get the same ids on every write"
 
 
 @pytest.mark.vcr
@@ -184,25 +216,25 @@ def test_read_honours_limit_page_size_max_pages_filter_and_offset(
 
 @pytest.mark.vcr
 def test_missing_collection_without_create_collection_says_how_to_fix(
-    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None
+    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None, sent: list[Any]
 ) -> None:
     name = dropped(http, "b_points_missing")
     with pytest.raises(QdrantNotFoundError) as raised:
         write_qdrant_points(rows(3), config(qdrant_url, qdrant_api_key, name))
     assert f"'{name}'" in str(raised.value) and "create_collection=True" in str(raised.value)
-    assert http.collection_info(name) is None
+    assert upserted_ids(sent, name) == [] and not any(r.method == "PUT" and r.path == f"/collections/{name}" for r in sent)
 
 
 @pytest.mark.vcr
 def test_vector_size_mismatch_names_both_sizes_and_writes_nothing(
-    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None
+    http: QdrantHttp, qdrant_url: str, qdrant_api_key: str | None, sent: list[Any]
 ) -> None:
     name = dropped(http, "b_points_size_mismatch")
     http.create_collection(name, {"vectors": {"size": 4, "distance": "Cosine"}})
     with pytest.raises(QdrantDataError) as raised:
         write_qdrant_points(rows(5, size=3), config(qdrant_url, qdrant_api_key, name))
     assert "size 3" in str(raised.value) and "expects size 4" in str(raised.value)
-    assert http.count(name) == 0
+    assert upserted_ids(sent, name) == [], "nothing is sent"
 
 
 BAD_INPUTS = {
@@ -314,3 +346,17 @@ def test_concurrent_writers_creating_the_same_collection_all_succeed(
         writer.join()
     assert errors == []
     assert http.count(name) == 600
+
+
+def test_no_cassette_records_an_upsert_as_qdrants_retrieve() -> None:
+    """``POST /collections/{c}/points`` is Qdrant's retrieve: a cassette holding one recorded a wrong write."""
+    import yaml
+
+    folder = Path(__file__).parent / "cassettes"
+    retrieves = []
+    for cassette in sorted(folder.glob("*/*.yaml")):
+        for interaction in yaml.safe_load(cassette.read_text())["interactions"]:
+            recorded = interaction["request"]
+            if recorded["method"] == "POST" and re.fullmatch(r"/collections/[^/]+/points", urlsplit(recorded["uri"]).path):
+                retrieves.append(f"{cassette.name}: {recorded['uri']}")
+    assert list(folder.glob("*/*.yaml")) and retrieves == []
