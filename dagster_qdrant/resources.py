@@ -210,7 +210,7 @@ class QdrantResource(ConfigurableResource):
     )
     max_retries: int = Field(
         default=_default(ConnectionOptions, "max_retries"),
-        description="Retries of a request after a timeout, 408, 429 or 5xx.",
+        description="Retries of a request after a timeout, a dropped connection, 408, 429, 500, 502, 503 or 504.",
     )
     backoff_factor: float = Field(
         default=_default(ConnectionOptions, "backoff_factor"),
