@@ -117,10 +117,8 @@ def test_concurrent_writers_and_readers_lose_and_duplicate_nothing(
 
 @pytest.mark.stress
 def test_concurrent_writers_and_readers_under_faults_for_a_minute(
-    request: pytest.FixtureRequest, qdrant_url: str, collection_name: str, tmp_path_factory: pytest.TempPathFactory
+    qdrant_url: str, collection_name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    if "stress" not in (request.config.option.markexpr or ""):
-        pytest.skip("long version: run with -m stress")
     with FaultProxy(
         qdrant_url, methods=("PUT", "POST"), path_pattern=UPSERT_PATH, rates=MIXED_RATES, seed=23,
         retry_after="0", slow_seconds=6.0,
@@ -132,11 +130,9 @@ def test_concurrent_writers_and_readers_under_faults_for_a_minute(
 
 @pytest.mark.stress
 def test_writes_survive_the_server_killed_three_times(
-    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """kill -9 and restart (same port, same data) three times during one long write_qdrant_points call."""
-    if "stress" not in (request.config.option.markexpr or ""):
-        pytest.skip("long version: run with -m stress")
     from faultproxy import create_collection, free_port, server_count
 
     from dagster_qdrant.embedded import start_embedded_qdrant
