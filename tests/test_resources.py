@@ -6,14 +6,20 @@ import dataclasses
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 from dagster import Definitions, EnvVar, asset, materialize
 
-from dagster_qdrant.options import ConnectionOptions, ReadOptions, WriteOptions, build_qdrant_config, build_qdrant_write_config
+from dagster_qdrant.options import (
+    ConnectionOptions,
+    ReadOptions,
+    WriteOptions,
+    build_qdrant_config,
+    build_qdrant_write_config,
+)
 from dagster_qdrant.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
+from waiting import wait_until
 
 
 def test_endpoint_comes_from_the_field_then_from_qdrant_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,13 +48,19 @@ def test_without_endpoint_an_embedded_qdrant_starts_on_demand(
 
 
 def _wait_for_exit(pid: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:  # started by this process: reap it, or it stays a zombie
+                return True
+        except ChildProcessError:
+            pass  # started by another process, which reaps it
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
-        time.sleep(0.1)
+            return True
+        return False
+
+    wait_until(gone, timeout, f"the embedded server (pid {pid}) to exit")
 
 
 def test_configs_carry_connection_settings_and_options() -> None:
