@@ -404,3 +404,56 @@ def test_non_finite_decimals_are_refused_or_null_as_non_finite_says() -> None:
     assert raised.value.point_ids == [1]
     columns = from_records(rows, options(non_finite="null"))
     assert [orjson.loads(payload) for payload in columns.payloads] == [{"x": None}, {"x": 1.0}]
+
+
+# --- the records path (write_qdrant_points with dicts): NaN and infinity anywhere in a payload ------
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        (math.nan, "x"),
+        (np.float32("inf"), "x"),
+        ({"a": 1.0, "b": {"c": -math.inf}}, "x.b.c"),
+        ([1.0, math.nan], "x[]"),
+        ((1.0, [2.0, math.inf]), "x[][]"),
+        (np.array([1.0, np.nan]), "x[]"),
+        (np.array([1.0, 2.0, np.inf], dtype=np.float32), "x[]"),
+        ([{"v": 1.0}, {"w": [math.nan]}], "x[].w[]"),
+    ],
+    ids=["nan", "f32-inf", "nested", "list", "tuple-list", "ndarray", "f32-ndarray", "list-of-dicts"],
+)
+def test_nan_and_infinity_in_record_payloads_are_refused_naming_field_and_points(value: Any, path: str) -> None:
+    rows = [{"id": i, "vector": [1.0], "x": 1.0} for i in range(5)]
+    rows[1]["x"] = value
+    rows[3]["x"] = value
+    with pytest.raises(QdrantDataError) as raised:
+        from_records(rows, options())
+    assert f"Payload field {path!r} holds NaN or infinite values" in str(raised.value)
+    assert raised.value.point_ids == [1, 3] and "non_finite='null'" in str(raised.value)
+    stored = from_records(rows, options(non_finite="null"))
+    assert len(stored.payloads) == 5
+
+
+def test_finite_record_payloads_with_nulls_are_written_as_given() -> None:
+    rows = [{"id": 1, "vector": [1.0], "x": None, "y": [None, 1.5], "z": {"n": None}, "w": np.array([1.0, 2.0]),
+             "t": (1, "a"), "s": {"only"}}]
+    assert orjson.loads(from_records(rows, options()).payloads[0]) == {
+        "x": None, "y": [None, 1.5], "z": {"n": None}, "w": [1.0, 2.0], "t": [1, "a"], "s": ["only"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (b"raw", "Payload field 'x' of point 1 cannot be JSON (Type is not JSON serializable: bytes)"),
+        (object(), "Payload field 'x' of point 1 cannot be JSON (Type is not JSON serializable: object)"),
+        (np.array([{"v": 1}], dtype=object), "Payload field 'x' of point 1 cannot be JSON"),
+    ],
+)
+def test_record_payload_values_json_cannot_hold_name_field_point_and_fix(value: Any, words: str) -> None:
+    rows = [{"id": 0, "vector": [1.0], "x": 1}, {"id": 1, "vector": [1.0], "x": value}, {"id": 2, "vector": [1.0], "x": value}]
+    with pytest.raises(QdrantDataError) as raised:
+        from_records(rows, options())
+    assert words in str(raised.value) and "leave it out with 'payload_fields'" in str(raised.value)
+    assert raised.value.point_ids == [1, 2]
