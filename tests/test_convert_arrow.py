@@ -457,3 +457,40 @@ def test_record_payload_values_json_cannot_hold_name_field_point_and_fix(value: 
         from_records(rows, options())
     assert words in str(raised.value) and "leave it out with 'payload_fields'" in str(raised.value)
     assert raised.value.point_ids == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        (None, "Vector 'vector' is missing or null"),
+        ("1,2", "Vector 'vector' must be a list or array of numbers, not text or a dict"),
+        ({"a": 1}, "Vector 'vector' must be a list or array of numbers, not text or a dict"),
+        ([], "Vector 'vector' is empty"),
+        ([1.0, 2.0, 3.0], "Vector 'vector' has different sizes ([2, 3], first row size 2)"),
+        ([1.0, math.nan], "Vector column 'vector' has NaN or infinite values"),
+        ([1.0, 1e39], "Vector column 'vector' has NaN or infinite values"),  # beyond float32
+    ],
+)
+def test_bad_record_vectors_name_exactly_the_points_at_fault(bad: Any, words: str) -> None:
+    rows = [{"id": i, "vector": [float(i), 1.0]} for i in range(6)]
+    rows[2]["vector"] = bad
+    rows[4]["vector"] = bad
+    with pytest.raises(QdrantDataError) as raised:
+        from_records(rows, options())
+    assert words in str(raised.value) and raised.value.point_ids == [2, 4], (str(raised.value), raised.value.point_ids)
+
+
+def test_record_vectors_that_are_no_numbers_are_refused() -> None:
+    with pytest.raises(QdrantDataError, match="Vector 'vector' must be a list or array of numbers in every row"):
+        from_records([{"id": 1, "vector": [1.0]}, {"id": 2, "vector": 5}], options())
+    with pytest.raises(QdrantDataError, match="Vector 'vector' holds values that are not numbers"):
+        from_records([{"id": 1, "vector": [1.0]}, {"id": 2, "vector": ["x"]}], options())
+
+
+def test_record_vectors_are_sent_as_their_float32_values() -> None:
+    rng = random.Random(SEED)
+    vectors = [[rng.uniform(-1e6, 1e6) for _ in range(4)] for _ in range(30)]
+    rows = [{"id": i, "vector": np.asarray(v) if i % 2 else v} for i, v in enumerate(vectors)]
+    body = orjson.loads(encode_body(from_records(rows, options()).batch_body()))
+    assert np.array_equal(np.asarray(body["batch"]["vectors"], dtype=np.float32), np.asarray(vectors, dtype=np.float32))
+    assert body["batch"]["ids"] == list(range(30))

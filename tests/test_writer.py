@@ -229,3 +229,103 @@ def test_no_fallback_where_the_options_fix_the_choice_or_the_error_is_another(st
     with pytest.raises(QdrantRequestError, match=message):
         PointWriter(options(**write), qdrant).write_batches([table(3)])
     assert qdrant.methods == ["PUT"]
+
+
+# --- dicts (write_qdrant_points): the same checks, per chunk, before anything of it is sent ----------
+
+
+def records(count: int, start: int = 0, size: int = 2) -> list[dict[str, Any]]:
+    return [{"id": i, "vector": [float(i)] + [1.0] * (size - 1), "n": i} for i in range(start, start + count)]
+
+
+def test_record_chunks_are_all_sent_once_with_their_payloads() -> None:
+    qdrant = RecordingQdrant()
+    report = PointWriter(options(batch_size=4, max_in_flight=2), qdrant).write_records([records(10), records(7, 10)])
+    assert report.points_written == 17 and sorted(qdrant.sent_ids()) == list(range(17))
+    payloads = {}
+    for data in qdrant.bodies:
+        batch = orjson.loads(data)["batch"]
+        payloads.update(zip(batch["ids"], batch["payloads"]))
+        assert batch["vectors"] == [[float(i), 1.0] for i in batch["ids"]]
+    assert payloads == {i: {"n": i} for i in range(17)}
+
+
+def test_duplicate_ids_within_and_across_chunks_are_refused_naming_them() -> None:
+    within = records(5) + [{"id": 3, "vector": [0.0, 1.0], "n": 0}]
+    with pytest.raises(QdrantDataError) as raised:
+        PointWriter(options(), RecordingQdrant()).write_records([within])
+    assert "Duplicate ids in one write (column 'id'): [3]" in str(raised.value) and raised.value.point_ids == [3]
+    qdrant = RecordingQdrant()
+    with pytest.raises(QdrantWriteError) as across:
+        PointWriter(options(), qdrant).write_records([records(5), records(3, 4)])
+    assert "Duplicate ids in one write (column 'id'): [4]" in str(across.value)
+    assert across.value.written == 5 and sorted(qdrant.sent_ids()) == list(range(5))
+
+
+def test_content_ids_make_equal_rows_one_point() -> None:
+    qdrant = RecordingQdrant()
+    rows = [{"vector": [1.0, 2.0], "n": 1}, {"vector": [1.0, 2.0], "n": 1}, {"vector": [1.0, 2.0], "n": 2}]
+    PointWriter(options(id_field=None), qdrant).write_records([rows])
+    ids = qdrant.sent_ids()
+    assert len(ids) == 3 and ids[0] == ids[1] != ids[2]
+
+
+@pytest.mark.parametrize(
+    ("info", "write", "words"),
+    [
+        ({"vectors": {"size": 3, "distance": "Dot"}}, {}, "Column 'vector' has vectors of size 2 but collection 'docs' expects size 3"),
+        ({"vectors": {"d": {"size": 3, "distance": "Dot"}}}, {"vector_field": None, "vector_fields": {"vector": "d"}},
+         "Column 'vector' has vectors of size 2 but collection 'docs' expects size 3 for vector 'd'"),
+        ({"vectors": {"d": {"size": 2, "distance": "Dot"}}}, {},
+         "Collection 'docs' has no vector '(unnamed)' for column 'vector'; it has named vectors ['d']: map the column with vector_fields={'vector': '<name>'}"),
+        ({"vectors": {"size": 2, "distance": "Dot"}}, {"vector_field": None, "vector_fields": {"vector": "d"}},
+         "Collection 'docs' has no vector 'd' for column 'vector'; it has one unnamed vector: write column 'vector' with vector_field='vector' instead"),
+        ({"vectors": {}, "sparse_vectors": {"s": {}}}, {"vector_field": None, "vector_fields": {"vector": "d"}},
+         "Collection 'docs' has no vector 'd' for column 'vector'; its vectors are []"),
+    ],
+)
+def test_vectors_the_collection_does_not_have_are_refused_saying_what_it_has(info: dict, write: dict, words: str) -> None:
+    qdrant = RecordingQdrant({"config": {"params": info}})
+    with pytest.raises(QdrantDataError) as raised:
+        PointWriter(options(**write), qdrant).write_records([records(3)])
+    assert words in str(raised.value) and qdrant.bodies == [] and qdrant.created == []
+    assert raised.value.collection == "docs"
+
+
+def test_sparse_vectors_the_collection_does_not_have_are_refused() -> None:
+    qdrant = RecordingQdrant({"config": {"params": {"vectors": {}, "sparse_vectors": {"other": {}}}}})
+    rows = [{"id": 1, "s": {"indices": [1], "values": [0.5]}}]
+    with pytest.raises(QdrantDataError, match=r"has no sparse vector\(s\) \['bm25'\]; its sparse vectors are \['other'\]"):
+        PointWriter(options(vector_field=None, sparse_vector_fields={"s": "bm25"}), qdrant).write_records([rows])
+
+
+def test_a_missing_collection_is_named_with_how_to_create_it() -> None:
+    with pytest.raises(QdrantError) as raised:
+        PointWriter(options(create_collection=False, distance="Dot"), RecordingQdrant()).write_records([records(2)])
+    assert "Collection 'docs' does not exist at http://recorded:6333" in str(raised.value)
+    assert "create_collection=True" in str(raised.value) and "vector sizes {'': 2}, distance Dot" in str(raised.value)
+
+
+def test_a_collection_created_meanwhile_is_read_not_created_again() -> None:
+    class RaceLost(RecordingQdrant):
+        def create_collection(self, name: str, body: dict[str, Any], exist_ok: bool = False) -> bool:
+            assert exist_ok
+            self.info = {"config": {"params": {"vectors": {"size": 3, "distance": "Dot"}}}}
+            return False
+
+    with pytest.raises(QdrantDataError, match="expects size 3"):
+        PointWriter(options(), RaceLost()).write_records([records(2)])
+
+
+def test_requests_over_the_byte_limit_are_split_until_they_fit() -> None:
+    qdrant = RecordingQdrant()
+    rows = [{"id": i, "vector": [1.0, 2.0], "text": "é" * 300} for i in range(40)]
+    PointWriter(options(batch_size=40, max_batch_bytes=4096, max_in_flight=1), qdrant).write_records([rows])
+    assert sorted(qdrant.sent_ids()) == list(range(40)) and all(len(data) <= 4096 for data in qdrant.bodies)
+    assert len(qdrant.bodies) > 1
+
+
+def test_post_sends_one_upsert_operation_of_the_batch_endpoint() -> None:
+    qdrant = RefusingQdrant(200, "")
+    PointWriter(options(write_method="post", batch_size=3, max_in_flight=1), qdrant).write_records([records(7)])
+    assert qdrant.methods == ["POST"] * 3 and sorted(qdrant.sent_ids()) == list(range(7))
