@@ -112,8 +112,8 @@ def test_prefix_match_only_on_string_columns() -> None:
     assert translator().translate(StringStartsWith(("year",), "19")) is None  # Spark casts; Qdrant matches text only
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
-def test_non_finite_doubles_stay_in_spark(value: float) -> None:
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "1.5", True, [1.0]])
+def test_non_finite_or_non_numeric_literals_on_double_columns_stay_in_spark(value: Any) -> None:
     assert translator().translate(EqualTo(("price",), value)) is None
     assert translator().translate(GreaterThan(("price",), value)) is None
 

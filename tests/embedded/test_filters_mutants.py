@@ -189,8 +189,10 @@ BAD_FILTERS = [
     ({"must": [{"nested": []}]}, 400, "nested must be {key, filter}"),
     ({"must": [{"slice": {"total": 2}}]}, 400, "slice must be {total: N, index: i}"),
     ({"must": [{"slice": {"total": 2, "index": 1.0}}]}, 400, "slice must be {total: N, index: i}"),
-    ({"must": [{"slice": {"total": 0, "index": 0}}]}, 422, "slice.total: value 0 invalid, must be 1 or larger"),
-    ({"must": [{"slice": {"total": 3, "index": 3}}]}, 422, "slice.index: value 3 invalid, must be from 0 to total - 1 (2)"),
+    ({"must": [{"slice": {"total": 0, "index": 0}}]}, 422, "Validation error in JSON body: [slice.total: value 0 invalid, must be 1 or larger]"),
+    ({"must": [{"slice": [2, 1]}]}, 400, "slice must be {total: N, index: i}"),
+    ({"must": [{"slice": {"index": 0}}]}, 400, "slice must be {total: N, index: i}"),
+    ({"must": [{"slice": {"total": 3, "index": 3}}]}, 422, "Validation error in JSON body: [slice.index: value 3 invalid, must be from 0 to total - 1 (2)]"),
     ({"must": [{"slice": {"total": 3, "index": -1}}]}, 422, "slice.index: value -1 invalid"),
     ({"must": [{"whatever": 1}]}, 400, "unknown filter condition"),
     ({"min_should": [1]}, 400, "min_should must be {conditions"),
@@ -198,7 +200,7 @@ BAD_FILTERS = [
     ({"min_should": {"min_count": 1}}, 400, "min_should must be {conditions"),
     ({"min_should": {"conditions": [], "min_count": -1}}, 400, "min_should.min_count must be an unsigned integer"),
     ({"min_should": {"conditions": [], "min_count": 1.0}}, 400, "min_should.min_count must be an unsigned integer"),
-    ({"min_should": {"conditions": [], "min_count": 0}}, 422, "min_count must be greater than 0"),
+    ({"min_should": {"conditions": [], "min_count": 0}}, 422, "Validation error in JSON body: [min_should.min_count: min_count must be greater than 0]"),
     ({"must": [{"key": "at", "geo_radius": {"center": {"lon": 1}, "radius": 1}}]}, 400, "missing field 'lat'"),
     ({"must": [{"key": "at", "geo_radius": {"center": {"lon": "x", "lat": 1}, "radius": 1}}]}, 400, "filter: could not convert"),
 ]
@@ -280,7 +282,7 @@ def test_payload_selectors_return_the_keys_local_mode_returns(shards: Shards) ->
 
 def test_limit_is_a_positive_integer() -> None:
     assert filters.parse_limit(None, 10) == 10 and filters.parse_limit(1, 10) == 1 and filters.parse_limit(7, 10) == 7
-    _refused(lambda: filters.parse_limit(0, 10), 422, "limit: value 0 invalid, must be 1 or larger")
+    _refused(lambda: filters.parse_limit(0, 10), 422, "Validation error in JSON body: [limit: value 0 invalid, must be 1 or larger]")
     _refused(lambda: filters.parse_limit(True, 10), 400, "limit must be an integer, got True")
     _refused(lambda: filters.parse_limit(2.0, 10), 400, "limit must be an integer, got 2.0")
 
