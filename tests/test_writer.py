@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from dagster_qdrant.errors import QdrantDataError, QdrantError, QdrantRequestError, QdrantWriteError
+from dagster_qdrant.convert import from_records
 from dagster_qdrant.options import WriteOptions
 from dagster_qdrant.writer import PointWriter, WriteReport, configured_vectors
 
@@ -329,3 +330,31 @@ def test_post_sends_one_upsert_operation_of_the_batch_endpoint() -> None:
     qdrant = RefusingQdrant(200, "")
     PointWriter(options(write_method="post", batch_size=3, max_in_flight=1), qdrant).write_records([records(7)])
     assert qdrant.methods == ["POST"] * 3 and sorted(qdrant.sent_ids()) == list(range(7))
+
+
+def test_a_request_over_the_byte_limit_is_halved_until_every_piece_fits() -> None:
+    """The row estimates are upper bounds, so this is the safety net: exercised on a chunk directly."""
+    rng = random.Random(SEED)
+    for limit in (1024, 1500, 3000):
+        rows = [{"id": i, "vector": [1.0, 2.0], "t": "x" * rng.randrange(0, 400)} for i in range(rng.randrange(2, 30))]
+        writer = PointWriter(options(max_batch_bytes=limit), RecordingQdrant())
+        chunk = from_records(rows, writer.options)
+        pieces = list(writer._encoded(chunk))
+        assert [i for piece, _ in pieces for i in piece.ids] == list(range(len(rows)))
+        for piece, data in pieces:
+            assert len(data) <= limit and data == writer._encode(piece)
+            assert len(piece) == 1 or len(data) > 0
+        whole = writer._encode(chunk)
+        assert (len(pieces) == 1) is (len(whole) <= limit)
+    big = from_records([{"id": 9, "vector": [1.0], "t": "x" * 2000}], options())
+    with pytest.raises(QdrantDataError, match=r"^Point 9 alone encodes to \d+ bytes, over max_batch_bytes=1024"):
+        list(PointWriter(options(max_batch_bytes=1024), RecordingQdrant())._encoded(big))
+
+
+def test_no_rows_make_no_points() -> None:
+    for write in (options(), options(id_field=None)):
+        empty = from_records([], write)
+        assert len(empty) == 0 and empty.dense == {} and empty.sparse == {} and empty.payloads == []
+        assert empty.ids == []
+    qdrant = RecordingQdrant()
+    assert PointWriter(options(), qdrant).write_records([[], []]).points_written == 0 and qdrant.bodies == []
