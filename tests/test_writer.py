@@ -128,6 +128,7 @@ def test_a_failed_request_reports_exactly_what_was_and_was_not_written() -> None
     assert error.failed_ids == list(range(20, 30)) and error.status == 500
     assert "Writing to collection 'docs' stopped: Service internal error: disk full" in str(error)
     assert "20 points written, 30 points not written" in str(error)
+    assert error.collection == "docs"
 
 
 def test_a_failure_of_the_first_request_is_raised_as_it_came() -> None:

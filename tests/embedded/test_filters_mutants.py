@@ -187,6 +187,7 @@ BAD_FILTERS = [
     ({"must": [{"has_id": [-1]}]}, 400, "point id -1 is out of range"),
     ({"must": [{"nested": {"key": "a"}}]}, 400, "nested must be {key, filter}"),
     ({"must": [{"nested": []}]}, 400, "nested must be {key, filter}"),
+    ({"must": [{"nested": "key filter"}]}, 400, "nested must be {key, filter}"),
     ({"must": [{"slice": {"total": 2}}]}, 400, "slice must be {total: N, index: i}"),
     ({"must": [{"slice": {"total": 2, "index": 1.0}}]}, 400, "slice must be {total: N, index: i}"),
     ({"must": [{"slice": {"total": 0, "index": 0}}]}, 422, "Validation error in JSON body: [slice.total: value 0 invalid, must be 1 or larger]"),
@@ -291,3 +292,27 @@ def test_match_value_passes_booleans_as_numpy_bools_and_keeps_strings_and_intege
     assert type(filters._match_value(True)) is np.bool_ and filters._match_value(False) == np.False_
     for value in ("x", 0, 2**63 - 1, -(2**63)):
         assert filters._match_value(value) == value
+
+
+def test_has_vector_selects_the_points_local_mode_selects(tmp_path: Path) -> None:
+    store = Store(tmp_path / "qdrant")
+    local = QdrantClient(":memory:")
+    try:
+        vectors = {"a": {"size": 2, "distance": "Dot"}, "b": {"size": 2, "distance": "Dot"}}
+        store.create("named", {"vectors": vectors})
+        collection = store.resolve("named")
+        given = [{"a": [1.0, 0.0], "b": [0.0, 1.0]} if i % 3 else {"a": [1.0, 0.0]} for i in range(30)]
+        collection.update(edge.UpdateOperation.upsert_points([edge.Point(i, v, {}) for i, v in enumerate(given)], None))
+        local.create_collection("named", vectors_config={
+            name: models.VectorParams(size=2, distance=models.Distance.DOT) for name in vectors
+        })
+        local.upsert("named", [models.PointStruct(id=i, vector=v) for i, v in enumerate(given)])
+        for name in ("a", "b"):
+            body = {"must": [{"has_vector": name}]}
+            records, _ = collection.read("scroll", edge.ScrollRequest(limit=100, filter=filters.parse_filter(body)))
+            expected, _ = local.scroll("named", scroll_filter=models.Filter.model_validate(body), limit=100)
+            assert sorted(r.id for r in records) == sorted(r.id for r in expected), name
+        assert len(expected) == 20
+    finally:
+        store.close()
+        local.close()
