@@ -8,8 +8,10 @@ Why each piece is here:
   serialized directly with ``OPT_SERIALIZE_NUMPY``); the read path's scroll pages are decoded by
   ``scroll_decode`` (simdjson), which takes dense vectors out as float buffers;
 - each body read in one piece (``_whole_body``), not ``requests``' 10 KB steps;
-- retries only where retrying can help (408, 429 with ``Retry-After``, 5xx, dropped connections and
-  timeouts) with exponential backoff and jitter; any other 4xx is raised at once with the server's message;
+- retries only where retrying can help (408, 429 with ``Retry-After``, 500, 502, 503, 504, dropped
+  connections and timeouts) with exponential backoff and jitter; any other 4xx or 5xx (501 Not Implemented,
+  505 HTTP Version Not Supported, 507 Insufficient Storage, ...) would fail the same way again, so it is
+  raised at once with the server's message;
 - errors mapped to errors.py with the status, the collection and the point ids involved, never the API key:
   a server or proxy may quote the request's headers in an error body, so every error this client raises and
   every line it logs has the secrets it sends (api-key, Authorization and other credential headers) masked.
@@ -50,6 +52,7 @@ from dagster_qdrant.scroll_decode import decode_scroll_response
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses a later attempt can get past: a timeout, rate limit, crash, overload or a proxy's bad gateway."""
 _DROPPED = (
     requests.ConnectionError,
     requests.Timeout,
@@ -317,6 +320,14 @@ class QdrantHttp:
         if status < 500 and status not in RETRY_STATUSES:
             return QdrantRequestError(
                 f"Qdrant rejected {where}: {message}", status=status, collection=collection, point_ids=point_ids
+            )
+        if status not in RETRY_STATUSES:
+            return QdrantError(
+                f"Qdrant at {self.endpoint} answered {where} with HTTP {status} (not retried: it would fail the "
+                f"same way again): {message}",
+                status=status,
+                collection=collection,
+                point_ids=point_ids,
             )
         return QdrantError(
             f"Qdrant at {self.endpoint} kept failing {where} after {attempts} attempt(s): {message}",

@@ -7,7 +7,10 @@ and answers similarity queries for assets that search a collection. The API key 
 configs and request headers: ``repr`` of those hides it and it is never logged or put in metadata.
 
 Also here: ``QdrantReadConfig`` and ``QdrantWriteConfig``, Dagster config objects whose fields map one to one
-onto the reader and writer options of ``dagster_qdrant.options`` (their defaults are read from there).
+onto the reader and writer options of ``dagster_qdrant.options`` (their defaults are read from there), but
+for the connection options (fields of ``QdrantResource``), ``collection`` and ``create_collection`` (the
+IO manager names and creates the collection), ``schema`` (``spark_schema``: pydantic reserves the name)
+and the default of ``with_vectors`` (an IO manager loads embeddings to use them).
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ class QdrantReadConfig(Config):
         description="A Qdrant filter object, e.g. {'must': [{'key': 'topic', 'match': {'value': 'x'}}]}; "
         "combined with the partition filter.",
     )
+    offset: Optional[Any] = Field(
+        default=_default(ReadOptions, "offset"),
+        description="Start the read at this point id (unsigned integer or UUID; None: the first point).",
+    )
     infer_schema: bool = Field(
         default=_default(ReadOptions, "infer_schema"),
         description="Infer the DataFrame schema from a sample of points (else give spark_schema).",
@@ -76,9 +83,24 @@ class QdrantReadConfig(Config):
         default=_default(ReadOptions, "num_partitions"),
         description="Spark partitions to read in parallel (None: the reader picks from the point count).",
     )
+    partitioning: str = Field(
+        default=_default(ReadOptions, "partitioning"),
+        description="How a parallel read splits the points: auto (hash slices on Qdrant 1.19+, else id "
+        "ranges), slice or id_range.",
+    )
     spark_schema: Optional[str] = Field(
         default=None,
         description="The DataFrame schema as Spark JSON (StructType.json()); the reader option 'schema'.",
+    )
+    # Any: Dagster config has no int-or-str type; the reader's parser checks the value.
+    sample_size: Any = Field(
+        default=_default(ReadOptions, "sample_size"),
+        description="Points sampled to infer the schema: an integer >= 1, or 'all' for every point.",
+    )
+    schema_mismatch: str = Field(
+        default=_default(ReadOptions, "schema_mismatch"),
+        description="A payload key or value the inferred schema has no room for: warn (read the rest, log "
+        "it) or error (fail the read).",
     )
 
     def to_options(self) -> dict[str, Any]:
@@ -137,6 +159,15 @@ class QdrantWriteConfig(Config):
         default=_default(WriteOptions, "max_in_flight"),
         description="Upsert requests in flight at once per Spark task.",
     )
+    non_finite: str = Field(
+        default=_default(WriteOptions, "non_finite"),
+        description="NaN and infinite payload values (JSON has neither): error (refuse them) or null.",
+    )
+    decimal_as: str = Field(
+        default=_default(WriteOptions, "decimal_as"),
+        description="Decimal payload values: error (numbers only where Qdrant gives them back exactly), "
+        "string (the exact text) or double (the nearest double).",
+    )
 
     def to_options(self) -> dict[str, Any]:
         """The writer options these fields stand for."""
@@ -179,7 +210,7 @@ class QdrantResource(ConfigurableResource):
     )
     max_retries: int = Field(
         default=_default(ConnectionOptions, "max_retries"),
-        description="Retries of a request after a timeout, 408, 429 or 5xx.",
+        description="Retries of a request after a timeout, a dropped connection, 408, 429, 500, 502, 503 or 504.",
     )
     backoff_factor: float = Field(
         default=_default(ConnectionOptions, "backoff_factor"),

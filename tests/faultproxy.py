@@ -280,6 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         forwarded = self._forward(body)
         if forwarded is None:
+            with proxy._lock:
+                proxy.stats["upstream_down"] += 1  # tests wait on this to know a client met the outage
             self._hang_up(reset=False)  # the server is gone: behave as it would
             return
         status, headers, answer = forwarded

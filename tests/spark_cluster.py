@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pyspark
+from waiting import wait_until
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 RESULT_PREFIX = "RESULT "
@@ -97,15 +98,6 @@ def stop_process_group(process: subprocess.Popen, grace_seconds: float = 10.0) -
         process.wait(timeout=grace_seconds)
     except subprocess.TimeoutExpired:
         pass
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class SparkStandaloneCluster:
@@ -193,6 +185,7 @@ class SparkStandaloneCluster:
             lambda: self._check_alive() and self.master_status() == "ALIVE",
             timeout,
             f"the master at {self.master_url} (logs in {self.work_dir})",
+            interval=0.25,
         )
         if wait_for_workers:
             self.wait_for_workers(timeout)
@@ -203,6 +196,7 @@ class SparkStandaloneCluster:
             lambda: self._check_alive() and self.alive_workers() == self.workers,
             timeout,
             f"{self.workers} workers to register with {self.master_url} (logs in {self.work_dir})",
+            interval=0.25,
         )
 
     def _check_alive(self) -> bool:
@@ -322,6 +316,7 @@ def cluster_round_trip(arguments: Mapping[str, Any]) -> None:
             lambda: context._jsc.sc().getExecutorMemoryStatus().size() >= arguments["executors"] + 1,
             240,
             f"{arguments['executors']} executors",
+            interval=0.25,
         )
         lap("executors")
         rows, dimension = int(arguments["rows"]), int(arguments["dimension"])

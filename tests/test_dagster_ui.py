@@ -11,13 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 120
@@ -112,19 +112,20 @@ def webserver(
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+    def serving() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"dagster-webserver exited:\n{log.read_text()[-3000:]}")
         try:
             if requests.get(f"{url}/server_info", timeout=2).ok:
-                nodes = _graphql(url, REPOSITORIES)["repositoriesOrError"]
-                if nodes.get("nodes"):
-                    return
+                return bool(_graphql(url, REPOSITORIES)["repositoriesOrError"].get("nodes"))
         except requests.RequestException:
             pass
-        time.sleep(1)
-    raise AssertionError(f"dagster-webserver did not start in time:\n{log.read_text()[-3000:]}")
+        return False
+
+    try:
+        wait_until(serving, START_TIMEOUT_SECONDS, "dagster-webserver to serve the repository", interval=0.2)
+    except TimeoutError as error:
+        raise AssertionError(f"{error}:\n{log.read_text()[-3000:]}") from None
 
 
 def _graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -153,14 +154,17 @@ def _launch(url: str, location: str, repository: str, assets: list[list[str]], c
 
 
 def _wait_for_run(url: str, run_id: str) -> str:
-    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
-    status = None
-    while time.monotonic() < deadline:
-        status = _graphql(url, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            return status
-        time.sleep(2)
-    raise AssertionError(f"run {run_id} did not finish in {RUN_TIMEOUT_SECONDS}s (last status {status})")
+    statuses: list[str] = []
+
+    def finished() -> bool:
+        statuses.append(_graphql(url, RUN_STATUS, {"runId": run_id})["runOrError"]["status"])
+        return statuses[-1] in ("SUCCESS", "FAILURE", "CANCELED")
+
+    try:
+        wait_until(finished, RUN_TIMEOUT_SECONDS, f"run {run_id} to finish", interval=0.5)
+    except TimeoutError as error:
+        raise AssertionError(f"{error} (last status {statuses[-1] if statuses else None})") from None
+    return statuses[-1]
 
 
 def _failures(url: str, run_id: str) -> list[Any]:

@@ -7,6 +7,7 @@ failure tests put a fault-injecting proxy in front of the server instead and are
 
 from __future__ import annotations
 
+import http.server as http_server
 import threading
 import time
 from collections.abc import Iterator
@@ -263,3 +264,54 @@ def test_api_key_comes_from_the_option_or_the_environment(monkeypatch: pytest.Mo
     assert shared_session(ConnectionOptions(endpoint="http://127.0.0.1:2")).headers["api-key"] == "from-env"
     assert shared_session(ConnectionOptions(endpoint="http://127.0.0.1:2", api_key="opt")).headers["api-key"] == "opt"
     assert "from-env" not in repr(QdrantHttp(ConnectionOptions(endpoint="http://127.0.0.1:2")))
+
+
+# --- which statuses are retried: a tiny server answering one status, counting the attempts --------
+
+RETRIED = {408, 429, 500, 502, 503, 504}
+"""A later attempt can get past these: timeout, rate limit, crash, overload, a proxy's bad gateway."""
+EVERY_ERROR_STATUS = sorted({*range(400, 419), 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, *range(500, 509), 510, 511})
+"""Every 4xx and 5xx status of the IANA registry."""
+
+
+class _OneStatus(http_server.BaseHTTPRequestHandler):
+
+    def do_GET(self) -> None:  # noqa: N802 - name from the base class
+        self.server.attempts += 1  # type: ignore[attr-defined]
+        body = b'{"status": {"error": "canned"}}'
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature from the base
+        pass
+
+
+@pytest.fixture(scope="module")
+def one_status_server() -> Iterator[http_server.ThreadingHTTPServer]:
+    server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), _OneStatus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status", EVERY_ERROR_STATUS)
+def test_exactly_the_statuses_a_retry_can_help_are_retried(
+    one_status_server: http_server.ThreadingHTTPServer, status: int
+) -> None:
+    one_status_server.status = status  # type: ignore[attr-defined]
+    one_status_server.attempts = 0  # type: ignore[attr-defined]
+    endpoint = f"http://127.0.0.1:{one_status_server.server_address[1]}"
+    http = QdrantHttp(ConnectionOptions(endpoint=endpoint, max_retries=2, backoff_factor=0.0))
+    with pytest.raises(QdrantError) as raised:
+        http.server_version()
+    assert raised.value.status == status
+    expected_attempts = 3 if status in RETRIED else 1
+    assert one_status_server.attempts == expected_attempts  # type: ignore[attr-defined]
+    if status >= 500:
+        said = f"after {expected_attempts} attempt(s)" if status in RETRIED else "not retried"
+        assert said in str(raised.value) and "canned" in str(raised.value)

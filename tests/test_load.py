@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from faultproxy import FaultProxy
+from waiting import wait_until
 from test_reliability import MIXED_RATES, UPSERT_PATH, assert_exactly_stored, make_rows
 
 from dagster_qdrant.options import ConnectionOptions, build_qdrant_write_config
@@ -55,10 +56,8 @@ def _reader(endpoint: str, collection: str, deadline: float, counts: list[int], 
     client = QdrantHttp(ConnectionOptions(endpoint=endpoint, max_retries=5, backoff_factor=0.02, timeout=10))
     last = 0
     try:
+        wait_until(lambda: client.collection_exists(collection), deadline - time.monotonic(), f"{collection!r} to exist")
         while time.monotonic() < deadline:
-            if not client.collection_exists(collection):
-                time.sleep(0.01)
-                continue
             count = client.count(collection)
             assert count >= last, f"the point count went backwards: {last} -> {count}"
             last = count
@@ -117,10 +116,8 @@ def test_concurrent_writers_and_readers_lose_and_duplicate_nothing(
 
 @pytest.mark.stress
 def test_concurrent_writers_and_readers_under_faults_for_a_minute(
-    request: pytest.FixtureRequest, qdrant_url: str, collection_name: str, tmp_path_factory: pytest.TempPathFactory
+    qdrant_url: str, collection_name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    if "stress" not in (request.config.option.markexpr or ""):
-        pytest.skip("long version: run with -m stress")
     with FaultProxy(
         qdrant_url, methods=("PUT", "POST"), path_pattern=UPSERT_PATH, rates=MIXED_RATES, seed=23,
         retry_after="0", slow_seconds=6.0,
@@ -132,11 +129,9 @@ def test_concurrent_writers_and_readers_under_faults_for_a_minute(
 
 @pytest.mark.stress
 def test_writes_survive_the_server_killed_three_times(
-    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """kill -9 and restart (same port, same data) three times during one long write_qdrant_points call."""
-    if "stress" not in (request.config.option.markexpr or ""):
-        pytest.skip("long version: run with -m stress")
     from faultproxy import create_collection, free_port, server_count
 
     from dagster_qdrant.embedded import start_embedded_qdrant
@@ -156,13 +151,20 @@ def test_writes_survive_the_server_killed_three_times(
         writer.start()
         kills = []
         for threshold in (3000, 8000, 14000):
-            while writer.is_alive() and server_count(server.url, "killed") < threshold:
-                time.sleep(0.05)
+            wait_until(
+                lambda: not writer.is_alive() or server_count(server.url, "killed") >= threshold,
+                600,
+                f"{threshold} points written",
+            )
             if not writer.is_alive():
                 break
             kills.append(server_count(server.url, "killed"))
+            outages = pacer.stats["upstream_down"]
             server.kill()
-            time.sleep(0.5)
+            # restart once an upsert has met the dead server, so each kill lands mid-write
+            wait_until(
+                lambda: pacer.stats["upstream_down"] > outages or not writer.is_alive(), 60, "an upsert to meet the outage"
+            )
             server = start_embedded_qdrant(data, port=port)
         writer.join(timeout=600)
     try:

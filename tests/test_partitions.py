@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-import time
+import threading
 import uuid
 
 import pytest
@@ -153,8 +153,11 @@ def test_read_ahead_stops_fetching_when_the_reader_stops_early() -> None:
             fetched.append(index)
             yield index
 
+    before = set(threading.enumerate())
     reader = read_ahead(pages(), depth=2)
     assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    (fetcher,) = {thread for thread in set(threading.enumerate()) - before if thread.name == "qdrant-read-ahead"}
     reader.close()
-    time.sleep(0.5)
+    fetcher.join(timeout=10)
+    assert not fetcher.is_alive(), "the fetching thread must stop once the reader is closed"
     assert len(fetched) <= 3 + 2 + 1, "the fetching thread keeps at most depth pages ahead, then stops"

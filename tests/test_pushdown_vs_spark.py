@@ -114,11 +114,6 @@ def data(qdrant_url: str, qdrant_api_key: str | None, spark) -> dict[str, Any]:
     return {"options": options, "schema": df.schema, "reference": reference, "rng": rng}
 
 
-def _only_under_stress(request: pytest.FixtureRequest) -> None:
-    if "stress" not in (request.config.option.markexpr or ""):
-        pytest.skip("long version: run with -m stress")
-
-
 # --- predicates as Spark hands them to a reader, and as Spark evaluates them ----------------------
 
 
@@ -263,8 +258,7 @@ def test_pushed_filters_select_exactly_the_rows_spark_keeps(spark, data) -> None
 
 
 @pytest.mark.stress
-def test_pushed_filters_select_exactly_the_rows_spark_keeps_many(spark, data, request) -> None:
-    _only_under_stress(request)
+def test_pushed_filters_select_exactly_the_rows_spark_keeps_many(spark, data) -> None:
     check_pushed_filters_match_spark(spark, data, cases=3000)
 
 
@@ -361,8 +355,7 @@ def test_queries_on_one_dataframe_each_see_only_their_own_filters(spark, data) -
 
 
 @pytest.mark.stress
-def test_queries_on_one_dataframe_each_see_only_their_own_filters_long(spark, data, request) -> None:
-    _only_under_stress(request)
+def test_queries_on_one_dataframe_each_see_only_their_own_filters_long(spark, data) -> None:
     check_query_sequence(spark, data, extra=80)
 
 

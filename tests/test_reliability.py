@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 import pytest
 from faultproxy import Canned, FaultProxy, create_collection, free_port, server_count, server_points
+from waiting import wait_until
 
 from dagster_qdrant.errors import QdrantError, QdrantWriteError
 from dagster_qdrant.options import WriteOptions, build_qdrant_write_config
@@ -398,13 +399,14 @@ def test_spark_write_survives_the_server_killed_and_restarted(
 
         writer = threading.Thread(target=write)
         writer.start()
-        deadline = time.monotonic() + 120
-        while server_count(url, collection_name) < 400 and time.monotonic() < deadline and writer.is_alive():
-            time.sleep(0.05)
+        wait_until(
+            lambda: not writer.is_alive() or server_count(url, collection_name) >= 400, 120, "400 points written"
+        )
         assert writer.is_alive(), "the write finished before the kill: make it longer"
         before_kill = server_count(url, collection_name)
         server.kill()
-        time.sleep(1.0)
+        # restart only once an upsert has met the dead server, so the kill lands mid-write
+        wait_until(lambda: pacer.stats["upstream_down"] or not writer.is_alive(), 60, "an upsert to meet the outage")
         server = start_embedded_qdrant(data, port=port)
         try:
             writer.join(timeout=300)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 from dagster import Definitions, EnvVar, asset, materialize
 
-from dagster_qdrant.options import ReadOptions, WriteOptions, build_qdrant_config, build_qdrant_write_config
+from dagster_qdrant.options import (
+    ConnectionOptions,
+    ReadOptions,
+    WriteOptions,
+    build_qdrant_config,
+    build_qdrant_write_config,
+)
 from dagster_qdrant.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
+from waiting import wait_until
 
 
 def test_endpoint_comes_from_the_field_then_from_qdrant_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,13 +48,19 @@ def test_without_endpoint_an_embedded_qdrant_starts_on_demand(
 
 
 def _wait_for_exit(pid: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:  # started by this process: reap it, or it stays a zombie
+                return True
+        except ChildProcessError:
+            pass  # started by another process, which reaps it
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
-        time.sleep(0.1)
+            return True
+        return False
+
+    wait_until(gone, timeout, f"the embedded server (pid {pid}) to exit")
 
 
 def test_configs_carry_connection_settings_and_options() -> None:
@@ -97,17 +110,60 @@ def test_api_key_from_envvar_reaches_the_resource(monkeypatch: pytest.MonkeyPatc
     assert seen == ["from-env"]
 
 
-def test_option_configs_map_one_to_one_onto_reader_and_writer_options() -> None:
-    write_fields = set(QdrantWriteConfig.model_fields)
-    assert write_fields <= set(WriteOptions.option_names())
-    read_options = QdrantReadConfig().to_options()
-    assert set(read_options) <= set(ReadOptions.option_names())
-    # Defaults are the options' own, and both configs are accepted as they are.
-    assert build_qdrant_write_config("http://h:6333", "c", **QdrantWriteConfig().to_options())
-    assert build_qdrant_config("http://h:6333", "c", **read_options)
+CONNECTION_OPTIONS = set(ConnectionOptions.option_names())
+"""On QdrantResource, shared by reads and writes."""
+OPTIONS_NOT_IN_CONFIG = {"collection"}
+"""The IO manager names the collection after the asset."""
+WRITE_OPTIONS_NOT_IN_CONFIG = {"create_collection"}
+"""The IO manager always creates the collection (and its alias) it writes."""
+CONFIG_RENAMES = {"spark_schema": "schema"}
+"""``schema`` is a reserved name on pydantic models."""
+CONFIG_DEFAULTS_OF_THEIR_OWN = {("read", "with_vectors"): True}
+"""An IO manager loads embeddings to use them; the bare reader reads payload only."""
+
+
+@pytest.mark.parametrize(
+    ("direction", "config", "options"), [("read", QdrantReadConfig, ReadOptions), ("write", QdrantWriteConfig, WriteOptions)]
+)
+def test_option_configs_map_one_to_one_onto_reader_and_writer_options(
+    direction: str, config: type, options: type
+) -> None:
+    option_fields = {item.name: item for item in dataclasses.fields(options)}
+    expected = set(option_fields) - CONNECTION_OPTIONS - OPTIONS_NOT_IN_CONFIG
+    if direction == "write":
+        expected -= WRITE_OPTIONS_NOT_IN_CONFIG
+    config_fields = {CONFIG_RENAMES.get(name, name) for name in config.model_fields}
+    assert sorted(expected - config_fields) == [], f"options missing from {config.__name__}"
+    assert sorted(config_fields - expected) == [], f"{config.__name__} fields that are no option"
+    # every default is the option's own (mutable ones come from default_factory on both sides)
+    defaults = config().to_options()
+    for name in expected:
+        option = option_fields[name]
+        default = option.default if option.default is not dataclasses.MISSING else option.default_factory()
+        default = CONFIG_DEFAULTS_OF_THEIR_OWN.get((direction, name), default)
+        assert defaults[name] == default and type(defaults[name]) is type(default), name
+    # and the configs are accepted as they are
+    build = build_qdrant_config if direction == "read" else build_qdrant_write_config
+    assert build("http://h:6333", "c", **defaults)
+
+
+def test_option_configs_are_documented() -> None:
     for config in (QdrantWriteConfig, QdrantReadConfig, QdrantResource):
         undocumented = [name for name, field in config.model_fields.items() if not field.description]
         assert undocumented == [], f"{config.__name__} fields without a description: {undocumented}"
+
+
+def test_new_config_fields_reach_the_options() -> None:
+    read = build_qdrant_config(
+        "http://h:6333",
+        "c",
+        **QdrantReadConfig(offset=7, partitioning="id_range", sample_size="all", schema_mismatch="error").to_options(),
+    )
+    assert (read["offset"], read["partitioning"], read["sample_size"], read["schema_mismatch"]) == (7, "id_range", "all", "error")
+    write = build_qdrant_write_config(
+        "http://h:6333", "c", **QdrantWriteConfig(non_finite="null", decimal_as="string").to_options()
+    )
+    assert (write["non_finite"], write["decimal_as"]) == ("null", "string")
 
 
 def test_search_returns_the_nearest_points_best_first(qdrant_url: str, collection_name: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from spark_cluster import run_program, start_program, stop_process_group, tail
+from waiting import wait_until
 
 from dagster_qdrant.errors import QdrantConfigError
 from dagster_qdrant.http import QdrantHttp
@@ -155,11 +156,11 @@ def test_driver_killed_mid_batch_resumes_without_loss_or_duplicates(
     first_log = tmp_path / "first-run.log"
     driver = start_program("file_stream", {**arguments, "forever": True}, first_log)
     try:
-        deadline = time.monotonic() + 240
-        while not planned.exists():
+        def batch_2_planned() -> bool:
             assert driver.poll() is None, f"the stream ended before it was killed:\n{tail(first_log)}"
-            assert time.monotonic() < deadline, f"batch 2 not planned within 240 s:\n{tail(first_log)}"
-            time.sleep(0.02)
+            return planned.exists()
+
+        wait_until(batch_2_planned, 240, "batch 2 to be planned")
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
