@@ -102,6 +102,17 @@ class QdrantReadConfig(Config):
         description="A payload key or value the inferred schema has no room for: warn (read the rest, log "
         "it) or error (fail the read).",
     )
+    payload_layout: str = Field(
+        default=_default(ReadOptions, "payload_layout"),
+        description="Where the payload goes: columns (one column per key), struct (spark-fuse's payload "
+        "struct), json (the payload's JSON text in a payload column), or auto (struct for a given schema of "
+        "spark-fuse's shape, else columns).",
+    )
+    missing_columns: str = Field(
+        default=_default(ReadOptions, "missing_columns"),
+        description="A given schema's payload column that no sampled point carries: error (fail the read, "
+        "naming it) or null (read it as null).",
+    )
 
     def to_options(self) -> dict[str, Any]:
         """The reader options these fields stand for (``spark_schema`` is the option ``schema``)."""
