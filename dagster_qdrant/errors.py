@@ -158,10 +158,12 @@ class QdrantWriteError(QdrantError):
         self.unread_from = unread_from
         self.failed_ids = _sample(failed_ids)
         counts = f"{written} points written"
-        if failed is not None:  # None: the writer cannot know (the driver of a Spark write never sees the rows)
+        # failed None: the writer cannot know (the driver of a Spark write never sees the rows); 0 with
+        # unread_from: every row read before the refusal was written, so only the unread rows are missing.
+        if failed is not None and (failed or unread_from is None):
             counts += f", {failed} points not written"
         if unread_from is not None:
-            counts += f", nor any row from row {unread_from} on (the input was not read further)"
+            counts += f"; no row from row {unread_from} on was written (the input was not read further)"
         super().__init__(
             f"{message}; {counts}",
             status=status,
