@@ -8,6 +8,7 @@ import uuid
 
 import pyarrow as pa
 import pytest
+import requests
 from pyspark.sql import Row
 from pyspark.sql.types import (
     ArrayType,
@@ -207,11 +208,15 @@ def test_each_task_reports_the_points_it_wrote(qdrant_url, qdrant_api_key, colle
         {"id": list(range(20)), "name": [f"p{i}" for i in range(20)], "vector": [[1.0, float(i)] for i in range(20)]}
     )
     writer = QdrantArrowWriter(options)
-    message = writer.write(iter([batch.slice(0, 12), batch.slice(12)]))
-    assert isinstance(message, QdrantCommitMessage)
-    assert message.points_written == 20 and message.requests >= 3
-    writer.commit([message, QdrantCommitMessage(5, 1, 0.1)])
-    assert writer.points_written == 25
+    # two tasks on disjoint rows, as Spark runs them
+    first = writer.write(iter([batch.slice(0, 7), batch.slice(7, 5)]))
+    second = writer.write(iter([batch.slice(12)]))
+    assert isinstance(first, QdrantCommitMessage) and isinstance(second, QdrantCommitMessage)
+    assert (first.points_written, second.points_written) == (12, 8) and first.requests >= 2
+    writer.commit([first, second])
+    held = requests.post(f"{qdrant_url}/collections/{collection_name}/points/count", json={"exact": True},
+                         headers={"api-key": qdrant_api_key} if qdrant_api_key else {}).json()["result"]["count"]
+    assert writer.points_written == 20 == held
 
 
 def test_write_options_choose_columns_ids_and_payload(spark, qdrant_url, qdrant_api_key, collection_name) -> None:

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import requests
 
 from dagster_qdrant.embedded import ensure_embedded_qdrant, start_embedded_qdrant
+from waiting import wait_until
 
 
 def _write_everything(url: str) -> dict[int | str, dict]:
@@ -98,9 +98,7 @@ def test_concurrent_writers_all_land(qdrant_url: str, collection_name: str) -> N
 def _stop_detached(path: Path) -> None:
     info = json.loads((path / ".server.json").read_text())
     os.kill(info["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (path / ".server.json").exists():
-        time.sleep(0.05)
+    wait_until(lambda: not (path / ".server.json").exists(), 20, "the detached server to remove its .server.json")
 
 
 def test_ensure_from_many_processes_ends_with_one_server(tmp_path: Path) -> None:
@@ -145,13 +143,13 @@ def test_command_line_serves_on_the_given_port(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "dagster_qdrant.embedded", "serve", "--path", str(tmp_path), "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
+                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
             except requests.ConnectionError:
-                time.sleep(0.05)
+                return False
+
+        wait_until(ready, 30, "the command line's server to answer /readyz")
         assert requests.get(f"http://127.0.0.1:{port}/").json()["title"] == "qdrant - vector search engine"
     finally:
         process.send_signal(signal.SIGTERM)
