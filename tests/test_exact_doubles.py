@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient
+from reference_client import official_client, payloads_by_id
 
 from dagster_qdrant.convert import from_records
 from dagster_qdrant.errors import QdrantDataError
@@ -35,22 +36,11 @@ BOUND_ULPS = 4 if REAL_QDRANT else 2
 
 @pytest.fixture
 def client(qdrant_url: str, qdrant_api_key: str | None) -> QdrantClient:
-    return QdrantClient(url=qdrant_url, api_key=qdrant_api_key, prefer_grpc=False, timeout=60, check_compatibility=False)
+    return official_client(qdrant_url, qdrant_api_key)
 
 
 def _config(url: str, collection: str, **options: Any) -> dict[str, Any]:
     return build_qdrant_write_config(url, collection, create_collection=True, distance="Dot", **options)
-
-
-def _payloads(client: QdrantClient, collection: str) -> dict[Any, dict[str, Any]]:
-    """Every point's payload, read by qdrant-client."""
-    found: dict[Any, dict[str, Any]] = {}
-    offset = None
-    while True:
-        points, offset = client.scroll(collection, limit=1000, offset=offset, with_payload=True)
-        found.update({point.id: point.payload or {} for point in points})
-        if offset is None:
-            return found
 
 
 def _ulps(a: float, b: float) -> int:
@@ -109,7 +99,7 @@ def test_doubles_come_back_within_the_stated_bound(client: QdrantClient, qdrant_
     values = short + _doubles(3000, 2)
     rows = [{"id": i, "vector": [1.0], "x": v, "nested": {"y": [v]}} for i, v in enumerate(values)]
     write_qdrant_points(rows, _config(qdrant_url, collection_name))
-    by_client = _payloads(client, collection_name)
+    by_client = payloads_by_id(client, collection_name)
     _check_doubles(values, [by_client[i]["x"] for i in range(len(values))], len(short))
     _check_doubles(values, [by_client[i]["nested"]["y"][0] for i in range(len(values))], len(short))
     ours = {p["id"]: p["payload"] for p in read_qdrant_points(build_qdrant_config(qdrant_url, collection_name))}

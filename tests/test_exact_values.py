@@ -22,6 +22,7 @@ from faultproxy import FaultProxy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient
+from reference_client import official_client, payloads_by_id
 
 from dagster_qdrant.convert import from_record_batch, from_records
 from dagster_qdrant.errors import QdrantDataError, QdrantError
@@ -42,22 +43,11 @@ def recorder(qdrant_url: str) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def client(qdrant_url: str, qdrant_api_key: str | None) -> QdrantClient:
-    return QdrantClient(url=qdrant_url, api_key=qdrant_api_key, prefer_grpc=False, timeout=60, check_compatibility=False)
+    return official_client(qdrant_url, qdrant_api_key)
 
 
 def _config(url: str, collection: str, **options: Any) -> dict[str, Any]:
     return build_qdrant_write_config(url, collection, create_collection=True, distance="Dot", **options)
-
-
-def _payloads(client: QdrantClient, collection: str) -> dict[Any, dict[str, Any]]:
-    """Every point's payload, read by qdrant-client."""
-    found: dict[Any, dict[str, Any]] = {}
-    offset = None
-    while True:
-        points, offset = client.scroll(collection, limit=1000, offset=offset, with_payload=True)
-        found.update({point.id: point.payload or {} for point in points})
-        if offset is None:
-            return found
 
 
 def _spark_write(frame: Any, config: dict[str, Any]) -> None:
@@ -136,7 +126,7 @@ def test_non_finite_null_stores_null_where_asked(client: QdrantClient, qdrant_ur
     rows = _rows("top-level", float("nan")) + [{"id": 9, "vector": [1.0, 0.5], "score": float("inf")}]
     rows[1]["meta"] = {"inner": [float("-inf"), 2.0]}
     write_qdrant_points(rows, _config(qdrant_url, collection_name, non_finite="null"))
-    stored = _payloads(client, collection_name)
+    stored = payloads_by_id(client, collection_name)
     for row in rows:
         score = row["score"]
         assert stored[row["id"]]["score"] == (score if math.isfinite(score) else None)
@@ -150,7 +140,7 @@ def test_pandas_nan_is_a_missing_value_as_spark_converts_it(
     frame = pd.DataFrame({"id": [1, 2], "vector": [[1.0], [2.0]], "score": [0.5, float("nan")]})
     assert spark.createDataFrame(frame).orderBy("id").collect()[1]["score"] is None
     write_qdrant_points(frame, _config(qdrant_url, collection_name))
-    assert _payloads(client, collection_name) == {1: {"score": 0.5}, 2: {"score": None}}
+    assert payloads_by_id(client, collection_name) == {1: {"score": 0.5}, 2: {"score": None}}
 
 
 SPARK_NON_FINITE = {
@@ -186,7 +176,7 @@ def test_spark_refuses_non_finite_payloads_before_sending(
 def test_spark_non_finite_null_stores_null(spark: Any, client: QdrantClient, qdrant_url: str, collection_name: str) -> None:
     schema, rows, _, _ = SPARK_NON_FINITE["array"]
     _spark_write(spark.createDataFrame(rows, schema), _config(qdrant_url, collection_name, non_finite="null"))
-    assert _payloads(client, collection_name) == {1: {"scores": [1.0]}, 2: {"scores": [2.0, None]}, 3: {"scores": [None]}}
+    assert payloads_by_id(client, collection_name) == {1: {"scores": [1.0]}, 2: {"scores": [2.0, None]}, 3: {"scores": [None]}}
 
 
 # --- decimals ----------------------------------------------------------------------------------------
@@ -234,7 +224,7 @@ def test_decimals_through_the_server_compare_with_the_inputs(
     exact = [decimal.Decimal(rng.randrange(-(10**15), 10**15)).scaleb(-rng.randrange(0, 8)) for _ in range(300)]
     exact += [decimal.Decimal("0.1"), decimal.Decimal("19.99"), decimal.Decimal("1E+19"), decimal.Decimal("-0.000001")]
     write_qdrant_points(_decimal_batch(exact), _config(qdrant_url, collection_name))
-    stored = _payloads(client, collection_name)
+    stored = payloads_by_id(client, collection_name)
     assert [decimal.Decimal(repr(stored[i + 1]["price"])) for i in range(len(exact))] == exact
 
     wide = exact + [decimal.Decimal("12345678901234567890.123456789012345678")]
@@ -244,12 +234,12 @@ def test_decimals_through_the_server_compare_with_the_inputs(
 
     texts = f"{collection_name}_text"
     write_qdrant_points(_decimal_batch(wide), _config(qdrant_url, texts, decimal_as="string"))
-    stored = _payloads(client, texts)
+    stored = payloads_by_id(client, texts)
     assert [decimal.Decimal(stored[i + 1]["price"]) for i in range(len(wide))] == wide
 
     doubles = f"{collection_name}_double"
     write_qdrant_points(_decimal_batch(wide), _config(qdrant_url, doubles, decimal_as="double"))
-    assert _payloads(client, doubles)[len(wide)]["price"] == float(wide[-1])
+    assert payloads_by_id(client, doubles)[len(wide)]["price"] == float(wide[-1])
 
 
 def test_spark_decimals_round_trip_exactly_or_as_text(
@@ -294,20 +284,20 @@ def test_ids_above_the_long_range_go_through_spark_and_back(
         "id decimal(20,0), vector array<float>, name string",
     )
     _spark_write(as_decimal, _config(qdrant_url, collection_name))
-    assert {point: payload["name"] for point, payload in _payloads(client, collection_name).items()} == {
+    assert {point: payload["name"] for point, payload in payloads_by_id(client, collection_name).items()} == {
         i: f"p{n}" for n, i in enumerate(BIG_IDS)
     }
 
     as_text = f"{collection_name}_text"
     _spark_write(as_decimal.withColumn("id", F.col("id").cast("string")), _config(qdrant_url, as_text))
-    assert set(_payloads(client, as_text)) == set(BIG_IDS)
+    assert set(payloads_by_id(client, as_text)) == set(BIG_IDS)
 
     options = {"qdrant.config": json.dumps(build_qdrant_config(qdrant_url, as_text, with_vectors=True))}
     read = spark.read.format("qdrant").options(**options).load()
     assert sorted(int(row["id"]) for row in read.collect()) == BIG_IDS
     copy = f"{collection_name}_copy"
     _spark_write(read, _config(qdrant_url, copy))
-    assert _payloads(client, copy) == _payloads(client, as_text)
+    assert payloads_by_id(client, copy) == payloads_by_id(client, as_text)
 
 
 @pytest.mark.parametrize(
