@@ -7,7 +7,13 @@ Python workers, never pay for importing Dagster or PySpark they do not use.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+try:
+    __version__ = version("dagster-qdrant")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 _PUBLIC_NAMES: dict[str, str] = {
     "QDRANT_FORMAT": "dagster_qdrant.options",
@@ -15,13 +21,25 @@ _PUBLIC_NAMES: dict[str, str] = {
     "QDRANT_SCHEMA_OPTION": "dagster_qdrant.options",
     "build_qdrant_config": "dagster_qdrant.options",
     "build_qdrant_write_config": "dagster_qdrant.options",
-    "write_qdrant_points": "dagster_qdrant.points",
-    "register_qdrant_data_source": "dagster_qdrant.datasource",
-    "QdrantDataSource": "dagster_qdrant.datasource",
-    "QdrantResource": "dagster_qdrant.resources",
-    "QdrantPySparkIOManager": "dagster_qdrant.io_manager",
+    "write_qdrant_points": "dagster_qdrant.points.without_spark",
+    "read_qdrant_points": "dagster_qdrant.points.without_spark",
+    "WriteReport": "dagster_qdrant.points.points_to_qdrant",
+    "register_qdrant_data_source": "dagster_qdrant.spark.datasource",
+    "QdrantDataSource": "dagster_qdrant.spark.datasource",
+    "QdrantResource": "dagster_qdrant.dagster_io.resources",
+    "QdrantReadConfig": "dagster_qdrant.dagster_io.resources",
+    "QdrantWriteConfig": "dagster_qdrant.dagster_io.resources",
+    "QdrantPySparkIOManager": "dagster_qdrant.dagster_io.io_manager",
     "ensure_embedded_qdrant": "dagster_qdrant.embedded",
     "QdrantError": "dagster_qdrant.errors",
+    "QdrantConfigError": "dagster_qdrant.errors",
+    "QdrantSchemaError": "dagster_qdrant.errors",
+    "QdrantDataError": "dagster_qdrant.errors",
+    "QdrantConnectionError": "dagster_qdrant.errors",
+    "QdrantAuthError": "dagster_qdrant.errors",
+    "QdrantNotFoundError": "dagster_qdrant.errors",
+    "QdrantRequestError": "dagster_qdrant.errors",
+    "QdrantWriteError": "dagster_qdrant.errors",
 }
 
 __all__ = sorted(_PUBLIC_NAMES)

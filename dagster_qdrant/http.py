@@ -47,7 +47,7 @@ from dagster_qdrant.errors import (
     secret_values,
 )
 from dagster_qdrant.options import ConnectionOptions
-from dagster_qdrant.scroll_decode import decode_scroll_response
+from dagster_qdrant.scroll_decoding import decode_scroll_response
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ a JSON dict carried through Spark in the single ``qdrant.config`` option, and pe
 (``.option("limit", "10")``). Every shape goes through the same parsers, so the same value is accepted or
 rejected the same way everywhere, and every rejection names the option, the value and what is allowed.
 The API key is never shown by ``repr``/``str`` of an options object or of a config dict. spark-fuse's
-call forms and option keys are mapped (or refused by name) in ``compat.py``.
+call forms and option keys are mapped (or refused by name) in ``spark_fuse_compat.py``.
 
 Over 400 lines on purpose: every option of both directions is declared here once, with its default and
 parser, and everything else is derived from these declarations.
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dagster_qdrant import compat
+from dagster_qdrant import spark_fuse_compat as compat
 from dagster_qdrant import option_parsers as parse
 from dagster_qdrant.errors import QdrantConfigError
 
@@ -332,7 +332,7 @@ class WriteOptions(ConnectionOptions):
     payload_format: str = "auto"
     write_method: str = "auto"
     max_in_flight: int = 4
-    # exact values (payload.py): nothing is rounded or nulled unless asked for
+    # exact values (points/payload_to_json.py): nothing is rounded or nulled unless asked for
     non_finite: str = "error"
     decimal_as: str = "error"
 

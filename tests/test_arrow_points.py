@@ -27,9 +27,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from dagster_qdrant.arrow_points import PointBatchBuilder, check_readable
+from dagster_qdrant.spark.points_to_arrow import PointBatchBuilder, check_readable
 from dagster_qdrant.errors import QdrantConfigError, QdrantSchemaError
-from dagster_qdrant.schema import DENSE_VECTOR_TYPE, MULTI_VECTOR_TYPE, VectorColumn, infer_schema
+from dagster_qdrant.spark.schema import DENSE_VECTOR_TYPE, MULTI_VECTOR_TYPE, VectorColumn, infer_schema
 
 POINTS = [
     {"id": 1, "payload": {"title": "a", "score": 1, "tags": ["x"], "meta": {"page": 1}}, "vector": [0.5, 1.0]},
@@ -114,7 +114,7 @@ def test_types_that_no_json_value_can_fill_are_refused_before_reading() -> None:
 
 
 def test_the_schema_error_is_a_config_error_importable_from_errors_and_schema() -> None:
-    from dagster_qdrant import schema
+    from dagster_qdrant.spark import schema
 
     assert issubclass(QdrantSchemaError, QdrantConfigError)
     assert schema.QdrantSchemaError is QdrantSchemaError

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from faultproxy import FaultProxy, create_collection, free_port, server_count
 
-from dagster_qdrant.datasource import check_worker_python
+from dagster_qdrant.spark.datasource import check_worker_python
 from dagster_qdrant.errors import (
     QdrantConfigError,
     QdrantConnectionError,
@@ -44,7 +44,7 @@ def _rows(count: int = 5) -> list[dict[str, Any]]:
 
 
 def _write(rows: Any, endpoint: str, collection: str, **options: Any) -> Any:
-    from dagster_qdrant.points import write_qdrant_points
+    from dagster_qdrant.points.without_spark import write_qdrant_points
 
     settings: dict[str, Any] = {"create_collection": True, "distance": "Dot", "max_retries": 1, "backoff_factor": 0.01}
     settings.update(options)

@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from dagster_qdrant.convert import encode_body, from_record_batch, from_records
+from dagster_qdrant.points.rows_to_points import encode_body, from_record_batch, from_records
 from dagster_qdrant.errors import QdrantDataError
 from dagster_qdrant.options import WriteOptions
 

@@ -194,7 +194,7 @@ def test_every_asset_materializes_from_the_ui(webserver: str, qdrant_url: str) -
     status = _wait_for_run(webserver, run_id)
     assert status == "SUCCESS", _failures(webserver, run_id)
 
-    from dagster_qdrant.resources import QdrantResource
+    from dagster_qdrant.dagster_io.resources import QdrantResource
 
     http = QdrantResource(endpoint=qdrant_url).http()
     assert http.count("document_embeddings") == 320

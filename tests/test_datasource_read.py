@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from dagster_qdrant import QDRANT_CONFIG_OPTION, QDRANT_FORMAT, QDRANT_SCHEMA_OPTION
-from dagster_qdrant.datasource import QdrantDataSource
+from dagster_qdrant.spark.datasource import QdrantDataSource
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions
 

@@ -24,7 +24,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from dagster_qdrant.datasource import QdrantArrowWriter, QdrantCommitMessage
+from dagster_qdrant.spark.datasource import QdrantArrowWriter, QdrantCommitMessage
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions, WriteOptions
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from dagster_qdrant.resources import QdrantResource
+from dagster_qdrant.dagster_io.resources import QdrantResource
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "example-secret-key-never-shown"

@@ -22,11 +22,11 @@ import pytest
 from qdrant_client import QdrantClient
 from reference_client import official_client, payloads_by_id
 
-from dagster_qdrant.convert import from_records
+from dagster_qdrant.points.rows_to_points import from_records
 from dagster_qdrant.errors import QdrantDataError
 from dagster_qdrant.options import WriteOptions, build_qdrant_config, build_qdrant_write_config
-from dagster_qdrant.payload import serde_json_parts
-from dagster_qdrant.points import read_qdrant_points, write_qdrant_points
+from dagster_qdrant.points.payload_to_json import serde_json_parts
+from dagster_qdrant.points.without_spark import read_qdrant_points, write_qdrant_points
 
 OPTIONS = WriteOptions(endpoint="http://localhost:6333", collection="docs")
 REAL_QDRANT = bool(os.environ.get("QDRANT_URL"))

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from qdrant_client import QdrantClient
 from reference_client import official_client, payloads_by_id
 
-from dagster_qdrant.convert import from_record_batch, from_records
+from dagster_qdrant.points.rows_to_points import from_record_batch, from_records
 from dagster_qdrant.errors import QdrantDataError, QdrantError
 from dagster_qdrant.options import WriteOptions, build_qdrant_config, build_qdrant_write_config
-from dagster_qdrant.points import write_qdrant_points
+from dagster_qdrant.points.without_spark import write_qdrant_points
 
 UPSERT_PATH = r"/collections/[^/]+/points(\?|$)"
 OPTIONS = WriteOptions(endpoint="http://localhost:6333", collection="docs")

@@ -23,10 +23,10 @@ from dagster import (
     build_output_context,
 )
 
-from dagster_qdrant.datasource import QdrantDataSource
+from dagster_qdrant.spark.datasource import QdrantDataSource
 from dagster_qdrant.errors import QdrantError
-from dagster_qdrant.io_manager import QdrantPySparkIOManager
-from dagster_qdrant.resources import QdrantResource, QdrantWriteConfig
+from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
+from dagster_qdrant.dagster_io.resources import QdrantResource, QdrantWriteConfig
 
 SCHEMA = "id long, text string, topic string, vector array<float>"
 LETTERS = StaticPartitionsDefinition(["a", "b", "c"])
@@ -388,8 +388,8 @@ from pyspark.sql import SparkSession
 spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
 from dagster import asset, materialize
 
-from dagster_qdrant.io_manager import QdrantPySparkIOManager
-from dagster_qdrant.resources import QdrantResource, QdrantWriteConfig
+from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
+from dagster_qdrant.dagster_io.resources import QdrantResource, QdrantWriteConfig
 
 
 @asset(name=name, metadata={"distance": "Dot"})

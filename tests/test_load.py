@@ -31,7 +31,7 @@ ID_SPACE_PER_WRITER = 10_000_000
 def _writer(endpoint: str, collection: str, number: int, deadline: float, written: list[list[dict[str, Any]]],
             errors: list[BaseException]) -> None:
     """Write calls of ROWS_PER_CALL rows (ids in this writer's own range) until the deadline."""
-    from dagster_qdrant.points import write_qdrant_points
+    from dagster_qdrant.points.without_spark import write_qdrant_points
 
     config = build_qdrant_write_config(
         endpoint, collection, create_collection=True, distance="Dot", batch_size=50, max_retries=10,
@@ -135,7 +135,7 @@ def test_writes_survive_the_server_killed_three_times(
     from faultproxy import create_collection, free_port, server_count
 
     from dagster_qdrant.embedded import start_embedded_qdrant
-    from dagster_qdrant.points import write_qdrant_points
+    from dagster_qdrant.points.without_spark import write_qdrant_points
 
     port, data = free_port(), tmp_path / "qdrant"
     server = start_embedded_qdrant(data, port=port)

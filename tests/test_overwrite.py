@@ -26,8 +26,8 @@ from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.errors import QdrantWriteError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import WriteOptions, build_qdrant_write_config
-from dagster_qdrant.overwrite import WrittenIds, distinct_ids, repeated_ids
-from dagster_qdrant.points import write_qdrant_points
+from dagster_qdrant.spark.write_commit import WrittenIds, distinct_ids, repeated_ids
+from dagster_qdrant.points.without_spark import write_qdrant_points
 
 DIMENSION = 8
 SCHEMA = "id long, row long, title string, vector array<float>"

@@ -10,10 +10,10 @@ import uuid
 import pytest
 from pyspark.sql import functions as F
 
-from dagster_qdrant.datasource import QdrantDataSource
+from dagster_qdrant.spark.datasource import QdrantDataSource
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions
-from dagster_qdrant.partitions import (
+from dagster_qdrant.spark.read_splits import (
     ScrollPartition,
     id_order,
     id_range_partitions,

@@ -23,7 +23,7 @@ import dagster_qdrant.http as qdrant_http
 from dagster_qdrant.errors import QdrantDataError, QdrantError, QdrantNotFoundError, QdrantWriteError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions, build_qdrant_write_config
-from dagster_qdrant.points import read_qdrant_points, write_qdrant_points
+from dagster_qdrant.points.without_spark import read_qdrant_points, write_qdrant_points
 from faultproxy import Canned, FaultProxy
 
 UPSERTS = r"/collections/[^/]+/points(\?|$)"

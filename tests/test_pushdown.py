@@ -33,8 +33,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from dagster_qdrant.pushdown import FilterTranslator, combine_filters, pushdown_is_scan_scoped
-from dagster_qdrant.schema import MIXED_METADATA_KEY
+from dagster_qdrant.spark.pushdown import FilterTranslator, combine_filters, pushdown_is_scan_scoped
+from dagster_qdrant.spark.schema import MIXED_METADATA_KEY
 
 SCHEMA = StructType(
     [
@@ -134,7 +134,7 @@ def test_pushdown_waits_for_a_spark_that_keeps_the_read_plan_per_scan() -> None:
 
 
 def test_the_reader_pushes_nothing_where_spark_shares_the_read_plan(spark, qdrant_url, collection_name) -> None:
-    from dagster_qdrant.datasource import QdrantDataSource
+    from dagster_qdrant.spark.datasource import QdrantDataSource
 
     _write_cities(spark, qdrant_url, collection_name)
     source = QdrantDataSource({"endpoint": qdrant_url, "collection": collection_name})
@@ -230,7 +230,7 @@ def test_pushed_filters_are_sent_to_qdrant_and_results_match_spark(spark, qdrant
 
 def test_the_reader_sends_the_pushed_conditions_with_every_scroll(qdrant_url, collection_name, spark) -> None:
     """Pushdown is visible in the request: a reader given the filters scrolls only matching points."""
-    from dagster_qdrant.datasource import QdrantDataSource
+    from dagster_qdrant.spark.datasource import QdrantDataSource
 
     _write_cities(spark, qdrant_url, collection_name)
     source = QdrantDataSource({"endpoint": qdrant_url, "collection": collection_name})

@@ -21,7 +21,7 @@ import pytest
 from pyspark.sql.datasource import EqualNullSafe, EqualTo, GreaterThan, In, IsNull, Not, StringStartsWith
 from pyspark.sql.types import BooleanType, DoubleType, FloatType, IntegerType, LongType, StringType, StructField, StructType
 
-from dagster_qdrant.pushdown import FilterTranslator, combine_filters
+from dagster_qdrant.spark.pushdown import FilterTranslator, combine_filters
 
 SEED = 20261205
 SCHEMA = StructType([

@@ -6,7 +6,7 @@ predicates are generated from a fixed seed, so a failure repeats; ``-m stress`` 
 
 The reader is driven the way Spark drives it (``reader(schema)``, ``pushFilters``, a pickle round trip,
 ``partitions``, ``read``) through ``QdrantReader.push``: on PySpark 4.x ``pushFilters`` itself pushes
-nothing (see ``dagster_qdrant.pushdown``), and the query sequences below check that Spark's answers on
+nothing (see ``dagster_qdrant.spark.pushdown``), and the query sequences below check that Spark's answers on
 one reused DataFrame are then right.
 """
 
@@ -39,10 +39,10 @@ from pyspark.sql.datasource import (
     StringStartsWith,
 )
 
-from dagster_qdrant.datasource import QdrantDataSource
+from dagster_qdrant.spark.datasource import QdrantDataSource
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions
-from dagster_qdrant.pushdown import _reads_back_exactly, pushdown_is_scan_scoped
+from dagster_qdrant.spark.pushdown import _reads_back_exactly, pushdown_is_scan_scoped
 
 SEED = 20261201
 POINTS = 240

@@ -139,7 +139,7 @@ def write_config(endpoint: str, collection: str, **options: Any) -> dict[str, An
 
 
 def write_points(rows: Any, config: dict[str, Any]) -> Any:
-    from dagster_qdrant.points import write_qdrant_points
+    from dagster_qdrant.points.without_spark import write_qdrant_points
 
     return write_qdrant_points(rows, config)
 
@@ -431,8 +431,8 @@ def test_failed_replacement_fails_the_run_with_counts_and_keeps_the_previous_ver
 ) -> None:
     from dagster import asset, materialize
 
-    from dagster_qdrant.io_manager import QdrantPySparkIOManager
-    from dagster_qdrant.resources import QdrantResource
+    from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
+    from dagster_qdrant.dagster_io.resources import QdrantResource
 
     first, second = make_rows(120, seed=5), make_rows(120, seed=6, start=1000)
     current = {"rows": first}
@@ -484,7 +484,7 @@ def _collections(url: str) -> list[str]:
 def test_read_survives_a_faulty_scroll_page_and_returns_every_point_once(
     fault: str, qdrant_url: str, collection_name: str, reliability_summary: list[dict[str, Any]]
 ) -> None:
-    from dagster_qdrant.datasource import QdrantDataSource
+    from dagster_qdrant.spark.datasource import QdrantDataSource
 
     rows = make_rows(300)
     write_points(rows, write_config(qdrant_url, collection_name))

@@ -29,7 +29,7 @@ import pytest
 from dagster_qdrant import http as qdrant_http
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions, build_qdrant_write_config
-from dagster_qdrant.points import read_qdrant_points, write_qdrant_points
+from dagster_qdrant.points.without_spark import read_qdrant_points, write_qdrant_points
 from faultproxy import FaultProxy, SeenRequest
 
 openapi_schema_validator = pytest.importorskip("openapi_schema_validator")
@@ -243,8 +243,8 @@ def test_spark_writes_reads_and_io_manager_requests_match_the_spec(
 ) -> None:
     from dagster import StaticPartitionsDefinition, build_input_context, build_output_context
 
-    from dagster_qdrant.io_manager import QdrantPySparkIOManager
-    from dagster_qdrant.resources import QdrantResource, QdrantWriteConfig
+    from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
+    from dagster_qdrant.dagster_io.resources import QdrantResource, QdrantWriteConfig
 
     frame = spark.range(12).selectExpr(
         "id", "concat('doc ', id) as text", "if(id % 2 = 0, 'a', 'b') as topic",

@@ -18,7 +18,7 @@ from dagster_qdrant.options import (
     build_qdrant_config,
     build_qdrant_write_config,
 )
-from dagster_qdrant.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
+from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 from waiting import wait_until
 
 

@@ -17,9 +17,9 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from dagster_qdrant.arrow_points import PointBatchBuilder
+from dagster_qdrant.spark.points_to_arrow import PointBatchBuilder
 from dagster_qdrant.errors import QdrantConfigError
-from dagster_qdrant.schema import (
+from dagster_qdrant.spark.schema import (
     DENSE_VECTOR_TYPE,
     MIXED_METADATA_KEY,
     MULTI_VECTOR_TYPE,
@@ -32,7 +32,7 @@ from dagster_qdrant.schema import (
     vector_columns_from_collection,
     vector_columns_from_points,
 )
-from dagster_qdrant.schema_findings import SchemaFindings
+from dagster_qdrant.spark.schema_findings import SchemaFindings
 
 POINTS = [
     {"id": 1, "payload": {"title": "a", "score": 1, "tags": ["x"], "meta": {"page": 1}}, "vector": [0.5, 1.0]},

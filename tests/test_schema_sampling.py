@@ -20,14 +20,14 @@ import pytest
 from pyspark.sql.types import ArrayType, BooleanType, DoubleType, LongType, StringType, StructField, StructType
 from qdrant_client import QdrantClient, models
 
-from dagster_qdrant.arrow_points import PointBatchBuilder
-from dagster_qdrant.datasource import QdrantDataSource, infer_read_schema
+from dagster_qdrant.spark.points_to_arrow import PointBatchBuilder
+from dagster_qdrant.spark.datasource import QdrantDataSource, infer_read_schema
 from dagster_qdrant.errors import QdrantConfigError, QdrantSchemaError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions
-from dagster_qdrant.schema import INFERRED_METADATA_KEY
-from dagster_qdrant.schema_findings import READ_AS_NULL, SchemaFindings
-from dagster_qdrant.schema_sampling import SLICES_PER_SAMPLE, slice_condition
+from dagster_qdrant.spark.schema import INFERRED_METADATA_KEY
+from dagster_qdrant.spark.schema_findings import READ_AS_NULL, SchemaFindings
+from dagster_qdrant.spark.schema_sampling import SLICES_PER_SAMPLE, slice_condition
 
 POINTS = 2000
 LATE = 1500
@@ -224,9 +224,9 @@ def test_keys_and_values_outside_an_inferred_schema_are_one_warning_per_partitio
     source = QdrantDataSource(_options(qdrant_url, qdrant_api_key, collection_name, num_partitions=2, page_size=16))
     reader = source.reader(source.schema())
     _grow(qdrant_url, qdrant_api_key, collection_name)
-    with caplog.at_level(logging.WARNING, logger="dagster_qdrant.schema_findings"):
+    with caplog.at_level(logging.WARNING, logger="dagster_qdrant.spark.schema_findings"):
         tables = [list(reader.read(partition)) for partition in reader.partitions()]
-    warnings = [record.getMessage() for record in caplog.records if record.name == "dagster_qdrant.schema_findings"]
+    warnings = [record.getMessage() for record in caplog.records if record.name == "dagster_qdrant.spark.schema_findings"]
     assert len(warnings) == len(tables) == 2
     scores = {}
     for batches in tables:

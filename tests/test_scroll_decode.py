@@ -9,8 +9,8 @@ import orjson
 import pytest
 from pyspark.sql.types import ArrayType, DoubleType, FloatType, LongType, StringType, StructField, StructType
 
-from dagster_qdrant.arrow_points import PointBatchBuilder
-from dagster_qdrant.scroll_decode import decode_scroll_response
+from dagster_qdrant.spark.points_to_arrow import PointBatchBuilder
+from dagster_qdrant.scroll_decoding import decode_scroll_response
 
 PAGE = {
     "result": {

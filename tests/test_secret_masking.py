@@ -26,7 +26,7 @@ from dagster_qdrant import http as qdrant_http
 from dagster_qdrant.errors import QdrantError, QdrantWriteError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions, ReadOptions, WriteOptions, build_qdrant_config, build_qdrant_write_config
-from dagster_qdrant.points import write_qdrant_points
+from dagster_qdrant.points.without_spark import write_qdrant_points
 
 API_KEY = secrets.token_hex(16) + "/+=sk"  # '/', '+' and '=' change under URL encoding
 TOKEN = "tok-" + secrets.token_hex(12)

@@ -185,7 +185,7 @@ def test_api_key_never_reaches_logs_during_a_write_and_read(
     keyed_server: object, caplog: pytest.LogCaptureFixture, collection_name: str
 ) -> None:
     from dagster_qdrant.http import QdrantHttp
-    from dagster_qdrant.points import write_qdrant_points
+    from dagster_qdrant.points.without_spark import write_qdrant_points
 
     caplog.set_level(logging.DEBUG)
     url = keyed_server.url  # type: ignore[attr-defined]
@@ -302,8 +302,8 @@ def test_https_verifies_certificates_by_default_and_accepts_a_ca_bundle(
 
 
 def test_dagster_resource_and_io_manager_repr_hide_the_api_key() -> None:
-    from dagster_qdrant.io_manager import QdrantPySparkIOManager
-    from dagster_qdrant.resources import QdrantResource
+    from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
+    from dagster_qdrant.dagster_io.resources import QdrantResource
 
     resource = QdrantResource(endpoint="http://127.0.0.1:6333", api_key=API_KEY)
     manager = QdrantPySparkIOManager(qdrant=resource)
@@ -317,8 +317,8 @@ def test_dagster_metadata_and_logs_never_show_the_api_key(
 ) -> None:
     from dagster import asset, materialize
 
-    from dagster_qdrant.io_manager import QdrantPySparkIOManager
-    from dagster_qdrant.resources import QdrantResource
+    from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
+    from dagster_qdrant.dagster_io.resources import QdrantResource
 
     caplog.set_level(logging.DEBUG)
 

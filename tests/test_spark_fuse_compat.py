@@ -23,7 +23,7 @@ from pyspark.sql.types import StructType
 
 from dagster_qdrant import QDRANT_CONFIG_OPTION, QDRANT_FORMAT, QDRANT_SCHEMA_OPTION, build_qdrant_config
 from dagster_qdrant import build_qdrant_write_config, write_qdrant_points
-from dagster_qdrant.compat import QdrantCallError
+from dagster_qdrant.spark_fuse_compat import QdrantCallError
 from dagster_qdrant.errors import QdrantConfigError, QdrantSchemaError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions, ReadOptions, WriteOptions
@@ -356,7 +356,7 @@ def test_explicit_layouts_refuse_schemas_that_cannot_hold_them(spark, qdrant_url
 def test_filters_on_payload_struct_fields_stay_with_spark(spark, qdrant_url, qdrant_api_key, collection_name) -> None:
     from pyspark.sql.datasource import EqualTo
 
-    from dagster_qdrant.datasource import QdrantDataSource
+    from dagster_qdrant.spark.datasource import QdrantDataSource
 
     _create(qdrant_url, qdrant_api_key, collection_name)
     write_qdrant_points([{"id": 1, "vector": [1.0, 0, 0, 0], "text": "a"}], qdrant_url, collection=collection_name,

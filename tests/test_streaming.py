@@ -200,7 +200,7 @@ def test_missing_id_column_stops_the_query_at_start(
 ) -> None:
     from pyspark.sql.types import StructType
 
-    from dagster_qdrant.streaming import QdrantStreamWriter
+    from dagster_qdrant.spark.streaming import QdrantStreamWriter
 
     schema = StructType.fromDDL("key LONG, vector ARRAY<FLOAT>")
     options = sink_options(qdrant_url, None, collection_name, "id")

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dagster_qdrant.datasource import register_qdrant_data_source
+from dagster_qdrant.spark.datasource import register_qdrant_data_source
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions
 
@@ -69,8 +69,8 @@ def test_materialize_works_from_another_thread(
 ) -> None:
     from dagster import asset, materialize
 
-    from dagster_qdrant.io_manager import QdrantPySparkIOManager
-    from dagster_qdrant.resources import QdrantResource
+    from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
+    from dagster_qdrant.dagster_io.resources import QdrantResource
 
     @asset(name=collection_name)
     def numbers() -> Any:

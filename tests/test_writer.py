@@ -16,9 +16,9 @@ import pyarrow as pa
 import pytest
 
 from dagster_qdrant.errors import QdrantDataError, QdrantError, QdrantRequestError, QdrantWriteError
-from dagster_qdrant.convert import from_records
+from dagster_qdrant.points.rows_to_points import from_records
 from dagster_qdrant.options import WriteOptions
-from dagster_qdrant.writer import PointWriter, WriteReport, configured_vectors
+from dagster_qdrant.points.points_to_qdrant import PointWriter, WriteReport, configured_vectors
 
 SEED = 20261204
 

@@ -6,7 +6,7 @@ spark-fuse's ``payload`` struct); the reader pushes
 the filters Qdrant answers exactly, plans disjoint partitions (hash slices on Qdrant 1.19+, id ranges
 before) and turns every scroll page into one Arrow record batch, so no Python row objects are built and a
 task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
-to ``PointWriter``; the driver settles the write in ``commit``/``abort`` (``overwrite.py``): ``overwrite``
+to ``PointWriter``; the driver settles the write in ``commit``/``abort`` (``write_commit.py``): ``overwrite``
 writes into a staging collection and replaces the target only once every task has succeeded.
 
 Options come through ``options.py`` (``qdrant.config`` JSON and/or per-key options), validated there;
@@ -36,13 +36,13 @@ from pyspark.sql.datasource import (
 )
 from pyspark.sql.types import StructType
 
-from dagster_qdrant.arrow_points import PointBatchBuilder, check_readable
+from dagster_qdrant.spark.points_to_arrow import PointBatchBuilder, check_readable
 from dagster_qdrant.errors import QdrantConfigError, QdrantNotFoundError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
-from dagster_qdrant.overwrite import Staging, TaskOutcome, WrittenIds, settle
-from dagster_qdrant.payload_layout import check_carried, expected_keys, layout_request, resolve_layout
-from dagster_qdrant.partitions import (
+from dagster_qdrant.spark.write_commit import Staging, TaskOutcome, WrittenIds, settle
+from dagster_qdrant.spark.payload_layout import check_carried, expected_keys, layout_request, resolve_layout
+from dagster_qdrant.spark.read_splits import (
     ScrollPartition,
     id_range_partitions,
     read_ahead,
@@ -51,8 +51,8 @@ from dagster_qdrant.partitions import (
     slice_partitions,
     supports_slice,
 )
-from dagster_qdrant.pushdown import Condition, FilterTranslator, combine_filters, pushdown_is_scan_scoped
-from dagster_qdrant.schema import (
+from dagster_qdrant.spark.pushdown import Condition, FilterTranslator, combine_filters, pushdown_is_scan_scoped
+from dagster_qdrant.spark.schema import (
     ID_COLUMN,
     INFERRED_METADATA_KEY,
     PAYLOAD_COLUMN,
@@ -61,8 +61,8 @@ from dagster_qdrant.schema import (
     select_vectors,
     vector_columns_from_collection,
 )
-from dagster_qdrant.schema_findings import SchemaFindings
-from dagster_qdrant.schema_sampling import infer_sampled_schema
+from dagster_qdrant.spark.schema_findings import SchemaFindings
+from dagster_qdrant.spark.schema_sampling import infer_sampled_schema
 
 PUSHDOWN_CONF = "spark.sql.python.filterPushdown.enabled"
 
@@ -133,7 +133,7 @@ class QdrantDataSource(DataSource):
 
     def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
         # Imported here: streaming is optional and most reads and writes never need it.
-        from dagster_qdrant.streaming import QdrantStreamWriter
+        from dagster_qdrant.spark.streaming import QdrantStreamWriter
 
         # The raw options: the stream writer drops the streaming engine's own (checkpointLocation).
         return QdrantStreamWriter(dict(self.options), schema, overwrite)
@@ -321,7 +321,7 @@ class QdrantArrowWriter(DataSourceArrowWriter):
         import time
 
         from dagster_qdrant.errors import QdrantError
-        from dagster_qdrant.writer import PointWriter
+        from dagster_qdrant.points.points_to_qdrant import PointWriter
 
         options = self.staging.task_options(self.options) if self.staging else self.options
         writer = PointWriter(options)

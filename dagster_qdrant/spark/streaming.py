@@ -106,7 +106,7 @@ class QdrantStreamWriter(DataSourceStreamArrowWriter):
 
     def write(self, iterator: Iterator[pa.RecordBatch]) -> QdrantStreamCommitMessage:
         """Upsert this task's rows; runs on an executor."""
-        from dagster_qdrant.writer import PointWriter
+        from dagster_qdrant.points.points_to_qdrant import PointWriter
 
         report = PointWriter(self.options).write_batches(iterator)
         return QdrantStreamCommitMessage(

@@ -3,8 +3,8 @@
 Everything a row can get wrong is checked here, before any byte is sent: ids (unsigned 64-bit integers
 or UUIDs; integers above Spark's long come as ``decimal(20,0)`` or as their digits, the way the reader
 returns them), vectors (null, empty, ragged, NaN/inf) and payload values (types JSON cannot carry, NaN,
-inexact decimals: payload.py). Vectors become one float32 matrix per vector name (flattened from the
-Arrow list array, no per-row Python), and each row's payload is encoded once by orjson (payload.py) and
+inexact decimals: payload_to_json.py). Vectors become one float32 matrix per vector name (flattened from the
+Arrow list array, no per-row Python), and each row's payload is encoded once by orjson (payload_to_json.py) and
 included as an ``orjson.Fragment``: request bodies are then assembled without re-encoding, the exact
 payload size of each row is known for byte budgeting, and the same bytes feed the content hash of
 generated ids.
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from dagster_qdrant.errors import QdrantDataError
 from dagster_qdrant.options import WriteOptions
-from dagster_qdrant.payload import arrow_payloads, encode_payloads
+from dagster_qdrant.points.payload_to_json import arrow_payloads, encode_payloads
 
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "points.dagster-qdrant")
 """Namespace of the uuid5 ids made from row content when ``id_field`` is None."""

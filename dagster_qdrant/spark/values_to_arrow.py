@@ -6,7 +6,7 @@ gave it raises ``Mismatch``, which ``arrow_points`` turns into an error naming t
 under an inferred schema it is recorded in the read's ``SchemaFindings`` (by path, e.g. ``meta.page``)
 and read as null, and struct keys outside the schema are recorded too.
 
-``arrow_points.py`` builds whole columns and takes these converters for the values its fast paths do not.
+``points_to_arrow.py`` builds whole columns and takes these converters for the values its fast paths do not.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from pyspark.sql.types import (
 )
 
 from dagster_qdrant.errors import QdrantSchemaError
-from dagster_qdrant.schema import ID_COLUMN, MIXED_METADATA_KEY
-from dagster_qdrant.schema_findings import READ_AS_TEXT, SchemaFindings
+from dagster_qdrant.spark.schema import ID_COLUMN, MIXED_METADATA_KEY
+from dagster_qdrant.spark.schema_findings import READ_AS_TEXT, SchemaFindings
 
 _LONG_MAX = 2**63 - 1
 _LONG_MIN = -(2**63)

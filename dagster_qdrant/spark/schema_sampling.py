@@ -30,8 +30,8 @@ from pyspark.sql.types import StructType
 
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions
-from dagster_qdrant.partitions import BOUNDARY_PAGE_SIZE, scroll_partition, single_partition, supports_slice
-from dagster_qdrant.schema import (
+from dagster_qdrant.spark.read_splits import BOUNDARY_PAGE_SIZE, scroll_partition, single_partition, supports_slice
+from dagster_qdrant.spark.schema import (
     INFERRED_METADATA_KEY,
     SchemaInference,
     select_vectors,

@@ -5,12 +5,12 @@ are gathered from the page once, and when they already have the Python types Arr
 (strings for a string column, integers for a long column, ...) the column is one ``pa.array`` call. Dense
 vectors, the bulk of the bytes, become one flat numpy buffer and offsets, with no Python object per
 element on the way to Arrow. Any other value goes through a per-type converter that checks it
-(``arrow_values.py``), so a schema that does not fit the data fails with the column, the value and the
+(``values_to_arrow.py``), so a schema that does not fit the data fails with the column, the value and the
 point instead of a wrong row, or, for an inferred schema, is reported once per partition
 (``schema_findings.py``); the fast paths only take values that converter would pass unchanged, so both
 give the same batch.
 
-``convert.py`` is the other direction (Spark rows to Qdrant points).
+``points/rows_to_points.py`` is the other direction (Spark rows to Qdrant points).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from dagster_qdrant.arrow_values import (
+from dagster_qdrant.spark.values_to_arrow import (
     Converter,
     Mismatch,
     ValuePath,
@@ -48,8 +48,8 @@ from dagster_qdrant.arrow_values import (
     vector_converter,
 )
 from dagster_qdrant.errors import QdrantSchemaError
-from dagster_qdrant.schema import ID_COLUMN, PAYLOAD_COLUMN
-from dagster_qdrant.schema_findings import SchemaFindings
+from dagster_qdrant.spark.schema import ID_COLUMN, PAYLOAD_COLUMN
+from dagster_qdrant.spark.schema_findings import SchemaFindings
 
 _NONE_TYPE = type(None)
 

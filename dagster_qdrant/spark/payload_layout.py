@@ -21,12 +21,12 @@ from typing import Any
 
 from pyspark.sql.types import MapType, StringType, StructType
 
-from dagster_qdrant.compat import nearest_key
+from dagster_qdrant.spark_fuse_compat import nearest_key
 from dagster_qdrant.errors import QdrantSchemaError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions
-from dagster_qdrant.schema import ID_COLUMN, PAYLOAD_COLUMN, VECTOR_COLUMN
-from dagster_qdrant.schema_sampling import sample_pages
+from dagster_qdrant.spark.schema import ID_COLUMN, PAYLOAD_COLUMN, VECTOR_COLUMN
+from dagster_qdrant.spark.schema_sampling import sample_pages
 
 _SHOWN_KEYS = 20
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dagster_qdrant.convert import PointColumns, encode_body, from_record_batch, from_records
+from dagster_qdrant.points.rows_to_points import PointColumns, encode_body, from_record_batch, from_records
 from dagster_qdrant.errors import (
     QdrantDataError,
     QdrantError,

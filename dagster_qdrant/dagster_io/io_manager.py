@@ -36,10 +36,10 @@ from dagster_pyspark import PySparkResource
 from pydantic import Field
 
 from dagster_qdrant import collections as lifecycle
-from dagster_qdrant.compat import unknown_option_error
+from dagster_qdrant.spark_fuse_compat import unknown_option_error
 from dagster_qdrant.errors import QdrantConfigError, QdrantError
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions
-from dagster_qdrant.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
+from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 
 VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
 """Between a collection's name and its version: ``documents__20240503120000a1b2_r1a2b3c4d_h...p...``."""
@@ -341,7 +341,7 @@ _INPUT_METADATA_KEYS = frozenset(
 
 def _registered(spark: Any) -> Any:
     """The session with the ``qdrant`` format registered (idempotent; needed once per session)."""
-    from dagster_qdrant.datasource import register_qdrant_data_source
+    from dagster_qdrant.spark.datasource import register_qdrant_data_source
 
     register_qdrant_data_source(spark)
     return spark

@@ -86,7 +86,7 @@ from pyspark.sql.types import (
 )
 
 from dagster_qdrant.http import encode_json
-from dagster_qdrant.schema import ID_COLUMN, MIXED_METADATA_KEY
+from dagster_qdrant.spark.schema import ID_COLUMN, MIXED_METADATA_KEY
 
 Condition = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """Write and read Qdrant points without Spark: lists of dicts, generators, pandas, pyarrow.
 
-The same road as the Spark writer (options.py -> convert.py -> writer.py -> http.py), for scripts,
+The same road as the Spark writer (options.py -> rows_to_points.py -> points_to_qdrant.py -> http.py), for scripts,
 notebooks and Dagster assets that hold their points in plain Python. In-memory inputs are validated
 whole before the first request, so bad input sends nothing; generators are streamed in chunks so memory
 stays bounded, each chunk validated before it is sent.
@@ -14,11 +14,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from dagster_qdrant.compat import write_points_arguments
+from dagster_qdrant.spark_fuse_compat import write_points_arguments
 from dagster_qdrant.errors import QdrantDataError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions, WriteOptions
-from dagster_qdrant.writer import PointWriter, WriteReport
+from dagster_qdrant.points.points_to_qdrant import PointWriter, WriteReport
 
 _MIN_STREAM_CHUNK = 1024
 

@@ -8,7 +8,7 @@ typed from the collection's configuration, not from the sample, so the schema do
 points happen to carry which vector. Columns: ``id``, the payload keys (sorted, so the schema is the same
 whatever order points arrive in), then ``vector`` for the unnamed vector and one column per named vector.
 
-Turning points into rows of such a schema is the job of ``arrow_points.py``.
+Turning points into rows of such a schema is the job of ``points_to_arrow.py``.
 """
 
 from __future__ import annotations

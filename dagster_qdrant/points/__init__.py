@@ -1,0 +1,2 @@
+"""Spark-free core of both directions: rows -> points (ids, vectors, payload JSON), the upsert writer,
+and writing and reading points without Spark. Nothing here imports Spark or Dagster."""
