@@ -1,244 +1,256 @@
-"""The lifecycle of replaced collections: versions, the alias swap, points replacement, the sweep.
+"""The lifecycle of the collections this package writes: replace a whole collection, replace one partition.
 
-Both whole-collection replacements go through here: the IO manager's materialization of an unpartitioned
-asset and the data source's ``mode("overwrite")``. Each writes into a fresh *version* collection first,
-so nothing that readers see changes until the data is complete:
+What Dagster's ``DbClient`` is to a database, ``QdrantCollections`` is to a Qdrant server: the storage
+operations an IO manager needs, on plain values (a collection name, a partition key, a callable that
+writes points), so every DataFrame kind (Spark, pandas, Arrow) shares them and none of them knows Dagster.
 
-- a version is named ``{base}__{UTC stamp}{nonce}[_r{run}][_h{host}p{pid}]``: when it was made and, when
-  one process owns it for the whole write, which process (see ``Owner``);
-- when ``base`` is (or becomes) an alias, ``swap_alias`` moves it to the version in one atomic alias
-  update, which also gives the version a second alias ``{version}__served``: the mark of a version that
-  has been served, so that once displaced it is known to be finished and can be dropped;
-- when ``base`` is a plain collection, ``replace_points`` copies the version's points into it (upserts)
-  and then deletes the points whose ids the version does not have: readers see the old points, then old
-  and new together, then the new ones; never fewer than the smaller of the two;
-- ``sweep`` drops the versions of ``base`` nobody will serve: every displaced served version, and every
-  never-served version whose writer is dead (``is_expired``), never one a live writer is still filling.
-
-The rule for "dead": a version whose owner process is recorded in its name and runs on this host is dead
-exactly when that process is gone (or the pid now belongs to a process started after the version, or the
-writer recorded on this host that it gave the version up without being able to drop it); any
-other version is dead when its last sign of life, the newest of the time in its name and the
-``heartbeat`` its writer keeps in the collection's metadata (``dagster_qdrant.heartbeat``, refreshed by
-``Heartbeat`` on servers that keep collection metadata), is older than ``stale_after`` seconds.
+- ``replace_collection``: the points go into a fresh version collection (``collection_versions.py``: its
+  name, its owner, the sweep), then one atomic alias update moves the alias to it, and the previous
+  version is dropped. A failed write drops the fresh version and leaves the alias where it was; every
+  replacement ends with a sweep, so after any mix of concurrent, failed and killed runs one version remains.
+- ``replace_partition``: a collection shared by the partitions of an asset, each point carrying its key in
+  a payload field: the partition's points are deleted by filter, then the new ones upserted.
+- ``replace_points``: the data source's ``mode("overwrite")`` of a plain (not aliased) collection copies a
+  finished staging version's points into it: readers see the old points, then old and new together, then
+  the new ones; never fewer than the smaller of the two.
+- Empty versions and copies (``create_empty``, ``create_like``) take their vectors from the one reading of
+  a collection's vector config (``vector_config.py``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import logging
-import os
-import re
-import socket
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from dagster_qdrant.errors import QdrantError, QdrantNotFoundError
+from dagster_qdrant.collection_versions import (
+    HEARTBEAT_SECONDS,
+    STALE_AFTER_SECONDS,
+    VERSION_SEPARATOR,
+    Heartbeat,
+    Owner,
+    Version,
+    alias_target,
+    drop_quietly,
+    host_key,
+    is_expired,
+    is_served,
+    is_settled,
+    lease_metadata,
+    mark_served,
+    mark_settled,
+    new_version_name,
+    parse_version,
+    served_marker,
+    swap_alias,
+    sweep,
+)
+from dagster_qdrant.errors import QdrantError
+from dagster_qdrant.filters import match_any
+from dagster_qdrant.http import QdrantHttp
+from dagster_qdrant.vector_config import VectorConfig, read_vector_config
 
 logger = logging.getLogger(__name__)
 
-VERSION_SEPARATOR = "__"
-SERVED_SUFFIX = "__served"
-"""The alias that marks a version as served once (set in the same atomic request as the swap)."""
-METADATA_KEY = "dagster_qdrant"
-STALE_AFTER_SECONDS = 3600.0
-"""Default bound after which a never-served version with no checkable owner counts as abandoned."""
-HEARTBEAT_SECONDS = 60.0
-_STAMP = "%Y%m%d%H%M%S"
-_SUFFIX = re.compile(
-    r"(?P<stamp>\d{14})(?P<nonce>[0-9a-f]{4})(?:_r(?P<run>[0-9a-z]{1,8}))?(?:_h(?P<host>[0-9a-f]{8})p(?P<pid>\d{1,10}))?"
-)
 _PAGE = 512
 _DELETE_BATCH = 1000
 
-
-@dataclass(frozen=True)
-class Owner:
-    """The process that writes a version from start to commit (a Dagster step), named in the version."""
-
-    host: str
-    pid: int
-
-    @classmethod
-    def this_process(cls) -> Owner:
-        return cls(host_key(), os.getpid())
-
-    @classmethod
-    def java_ancestor(cls) -> Owner | None:
-        """The JVM this Python process descends from: a Spark driver's, for the Python worker that plans a
-        write (itself gone as soon as it has planned). None where /proc cannot tell."""
-        pid = os.getpid()
-        for _ in range(16):
-            stat = _proc_stat(pid)
-            if stat is None:
-                return None
-            command, parent = stat
-            if command == "java":
-                return cls(host_key(), pid)
-            if parent <= 1:
-                return None
-            pid = parent
-        return None
+WritePoints = Callable[[str], None]
+"""Writes the points into the collection it is given, creating it from the data when it does not exist
+(a Spark ``df.write.format("qdrant")``, ``write_qdrant_points``, ...)."""
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(command, parent pid) of a process, from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    command = text[text.index("(") + 1 : text.rindex(")")]
-    return command, int(text[text.rindex(")") + 2 :].split()[1])
+class Log(Protocol):
+    """Where the lifecycle reports what it did: a ``logging.Logger``, or Dagster's ``context.log``."""
 
+    def info(self, msg: str) -> Any: ...
 
-def host_key() -> str:
-    """Eight hex digits naming this host, short enough for a collection name."""
-    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def new_version_name(base: str, *, run: str = "", owner: Owner | None = None, now: float | None = None) -> str:
-    """A fresh, unique version name for ``base``: the time, a nonce, the run and the owner process."""
-    stamp = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc).strftime(_STAMP)
-    name = f"{base}{VERSION_SEPARATOR}{stamp}{uuid.uuid4().hex[:4]}"
-    run = re.sub(r"[^0-9a-z]", "", run.lower())[:8]
-    if run:
-        name += f"_r{run}"
-    if owner is not None:
-        name += f"_h{owner.host}p{owner.pid}"
-    return name
+    def warning(self, msg: str) -> Any: ...
 
 
 @dataclass(frozen=True)
-class Version:
-    name: str
-    created: float
-    owner: Owner | None
+class Replacement:
+    """A whole collection replaced: the version now served under ``alias``, as it was when served."""
+
+    alias: str
+    version: str
+    points: int
+    vectors: VectorConfig | None
+    seconds: float
 
 
-def parse_version(base: str, name: str) -> Version | None:
-    """The version ``name`` describes when it is one of ``base``'s, else None (never someone else's)."""
-    prefix = base + VERSION_SEPARATOR
-    if not name.startswith(prefix):
-        return None
-    match = _SUFFIX.fullmatch(name[len(prefix) :])
-    if match is None:
-        return None
-    created = dt.datetime.strptime(match["stamp"], _STAMP).replace(tzinfo=dt.timezone.utc).timestamp()
-    owner = Owner(match["host"], int(match["pid"])) if match["host"] else None
-    return Version(name, created, owner)
+@dataclass(frozen=True)
+class PartitionReplacement:
+    """One partition replaced; ``exists`` is False when nothing was written and there is no collection yet."""
+
+    collection: str
+    field: str
+    key: str
+    exists: bool
+    points: int
+    partition_points: int
+    vectors: VectorConfig | None
+    seconds: float
 
 
-def process_started_after(pid: int, moment: float) -> bool | None:
-    """Whether process ``pid`` (alive) started after ``moment``; None when this host cannot tell."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as system:
-            boot = next(float(line.split()[1]) for line in system if line.startswith(b"btime"))
-    except (OSError, StopIteration, IndexError, ValueError):
-        return None
-    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    return started > moment + 1.0  # btime and the name's stamp are whole seconds
+def partition_filter(field: str, keys: Sequence[str]) -> dict[str, Any]:
+    """The points of the given partition keys: in a sorted order, so the same keys make the same request."""
+    return match_any(field, sorted(str(key) for key in keys))
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
+class QdrantCollections:
+    """Replaces collections and partitions on one server (the module docstring tells how and why)."""
+
+    def __init__(
+        self,
+        http: QdrantHttp,
+        *,
+        log: Log = logger,
+        stale_after: float = STALE_AFTER_SECONDS,
+        progress_interval: float | None = None,
+    ) -> None:
+        """``stale_after``: see ``collection_versions.is_expired``; ``progress_interval``: seconds between
+        log lines with the points count while a write runs (None: no progress lines)."""
+        self.http, self.log, self.stale_after = http, log, stale_after
+        self.progress_interval = progress_interval
+
+    # ----- a whole collection, through an alias ---------------------------------------------------
+
+    def replace_collection(
+        self, alias: str, write: WritePoints, *, run: str = "", owner: Owner | None = None
+    ) -> Replacement:
+        """Write a fresh version, move the alias to it in one request, drop the old version, sweep."""
+        http = self.http
+        version = new_version_name(alias, run=run, owner=owner or Owner.this_process())
+        self.log.info(f"Writing {alias!r} into the new collection {version!r}")
+        try:
+            with Heartbeat(http, version), self._progress(version, None):
+                seconds = _timed(write, version)
+            if not http.collection_exists(version):  # nothing to write creates nothing
+                self.create_empty(version, like=alias_target(http, alias))
+            # Counted before the swap: once served, a later run may replace and drop it at any moment.
+            points = http.count(version, exact=True)
+            info = http.collection_info(version)
+        except BaseException:
+            self.drop_unfinished(version)
+            raise
+        previous = self.move_alias(alias, version)
+        if previous is not None and previous != version and drop_quietly(http, previous):
+            self.log.info(f"Dropped the previous version {previous!r}")
+        for name in sweep(http, alias, stale_after=self.stale_after, keep=[version]):
+            self.log.info(f"Dropped {name!r}, a version no run will serve (displaced, or of a dead run)")
+        serving = alias_target(http, alias)
+        if serving != version:
+            self.log.warning(
+                f"A concurrent materialization of {alias!r} swapped in {serving!r} after this run served {version!r}"
+            )
+            sweep(http, alias, stale_after=self.stale_after)
+        return Replacement(alias, version, points, read_vector_config(info), seconds)
+
+    def move_alias(self, alias: str, version: str) -> str | None:
+        """Point the alias at the version (atomically); returns what it served before."""
+        http = self.http
+        if alias_target(http, alias) is not None or alias not in http.list_collections():
+            return swap_alias(http, alias, version)
+        # A plain collection holds the name (made by hand, by another tool, or by this asset when it was
+        # partitioned). An alias cannot share a collection's name, so it goes first: this one switch has a
+        # moment with no collection under the name; every later one is atomic.
+        self.log.warning(
+            f"A plain collection {alias!r} holds the asset's name: dropping it so that the alias "
+            f"{alias!r} can point to {version!r}; from now on every materialization swaps atomically"
+        )
+        drop_quietly(http, alias)
+        return swap_alias(http, alias, version)
+
+    def create_empty(self, version: str, like: str | None) -> None:
+        """An empty version when there were no points, with the vectors of ``like`` when there is one."""
+        config = read_vector_config(self.http.collection_info(like) if like else None) or VectorConfig()
+        like_text = f", with the vectors of {like!r}" if like else ""
+        self.log.warning(f"No points were written: {version!r} is created empty{like_text}")
+        self.http.create_collection(version, config.create_body())
+
+    def drop_unfinished(self, version: str) -> None:
+        """After a failed write: drop the half-written version; the original error is what matters."""
+        try:
+            if self.http.collection_exists(version):
+                self.http.delete_collection(version)
+        except QdrantError as error:
+            mark_settled(version)  # the next replacement's sweep drops it
+            self.log.warning(f"Could not drop the unfinished collection {version!r}: {error}")
+
+    # ----- one partition of a shared collection ---------------------------------------------------
+
+    def replace_partition(self, collection: str, field: str, key: str, write: WritePoints) -> PartitionReplacement:
+        """Delete the partition's points by filter, then write the new ones (each carrying ``field: key``).
+
+        The first write of a collection also indexes ``field`` as a keyword, for the deletes and reads.
+        """
+        http = self.http
+        only_this = partition_filter(field, [key])
+        existed = http.collection_exists(collection)
+        if existed:
+            http.delete_points(collection, {"filter": only_this}, wait=True)
+        self.log.info(f"Writing partition {key!r} into {collection!r}")
+        with self._progress(collection, only_this):
+            seconds = _timed(write, collection)
+        if not existed and not http.collection_exists(collection):
+            self.log.warning(f"Partition {key!r} is empty and {collection!r} does not exist yet")
+            return PartitionReplacement(collection, field, key, False, 0, 0, None, seconds)
+        if not existed:
+            self.index_keyword(collection, field)
+        partition_points = http.count(collection, filter=only_this, exact=True)
+        points = http.count(collection, exact=True)
+        vectors = read_vector_config(http.collection_info(collection))
+        return PartitionReplacement(collection, field, key, True, points, partition_points, vectors, seconds)
+
+    def index_keyword(self, collection: str, field: str) -> None:
+        """A keyword index makes partition deletes and reads fast (and is required by strict-mode servers)."""
+        try:
+            self.http.create_payload_index(collection, field, "keyword")
+        except QdrantError as error:
+            self.log.warning(f"No payload index on {field!r} in {collection!r}: {error}")
 
 
-def _settled_path(name: str) -> Path:
-    return Path(tempfile.gettempdir()) / "dagster_qdrant-settled" / hashlib.sha1(name.encode()).hexdigest()
+    @contextmanager
+    def _progress(self, collection: str, count_filter: dict[str, Any] | None) -> Iterator[None]:
+        """Log the points count every ``progress_interval`` seconds while a long write runs."""
+        interval = self.progress_interval
+        if interval is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def report() -> None:
+            started = time.monotonic()
+            while not stop.wait(interval):
+                try:
+                    if not self.http.collection_exists(collection):
+                        continue
+                    points = self.http.count(collection, filter=count_filter, exact=False)
+                except QdrantError:
+                    continue
+                self.log.info(f"{points} points in {collection!r} after {time.monotonic() - started:.0f}s")
+
+        thread = threading.Thread(target=report, name="qdrant-write-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=interval + 5)
 
 
-def mark_settled(name: str) -> None:
-    """Record on this host that nobody writes ``name`` any more, though it could not be dropped (the server
-    was unreachable): its owner process may live on (a notebook's Spark driver), so without this record the
-    version would wait for that process to end."""
-    path = _settled_path(name)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    except OSError as error:
-        logger.warning("could not record %r as settled: %s", name, error)
+def _timed(write: WritePoints, collection: str) -> float:
+    started = time.monotonic()
+    write(collection)
+    return time.monotonic() - started
 
 
-def is_settled(name: str) -> bool:
-    return _settled_path(name).exists()
-
-
-def is_expired(version: Version, info: dict[str, Any] | None, *, stale_after: float, now: float | None = None) -> bool:
-    """Whether the writer of a never-served version is gone (the rule in the module docstring)."""
-    owner = version.owner
-    if owner is not None and owner.host == host_key():
-        if not process_alive(owner.pid) or is_settled(version.name):
-            return True
-        return bool(process_started_after(owner.pid, version.created))
-    last = max(version.created, _heartbeat(info))
-    return (time.time() if now is None else now) - last > stale_after
-
-
-def _heartbeat(info: dict[str, Any] | None) -> float:
-    metadata = ((info or {}).get("config") or {}).get("metadata") or {}
-    value = (metadata.get(METADATA_KEY) or {}).get("heartbeat") if isinstance(metadata, dict) else None
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-def lease_metadata() -> dict[str, Any]:
-    """Collection metadata for a version being written: its heartbeat, now."""
-    return {METADATA_KEY: {"heartbeat": time.time()}}
-
-
-class Heartbeat:
-    """Refreshes a version's heartbeat every ``interval`` seconds while its write runs (a thread).
-
-    Servers that keep collection metadata (Qdrant 1.16+) see the version alive; on others the refresh is a
-    no-op and the owner in the name or the time in it is what counts.
-    """
-
-    def __init__(self, http: Any, collection: str, interval: float = HEARTBEAT_SECONDS) -> None:
-        self.http, self.collection, self.interval = http, collection, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="qdrant-version-heartbeat", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self.interval + 5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if self.http.collection_exists(self.collection):
-                    self.http.update_collection(self.collection, {"metadata": lease_metadata()})
-            except QdrantError as error:  # a missed beat is harmless; the next one may pass
-                logger.debug("heartbeat of %r failed: %s", self.collection, error)
-
-
-# ----- reading the server's state ----------------------------------------------------------------
-
-
-def alias_target(http: Any, alias: str) -> str | None:
-    """The collection the alias points to now, or None when there is no such alias."""
-    for entry in http.list_aliases():
-        if entry.get("alias_name") == alias:
-            return entry.get("collection_name")
-    return None
+# ----- copies of a collection ----------------------------------------------------------------------
 
 
 def copy_config_body(info: dict[str, Any]) -> dict[str, Any]:
@@ -246,8 +258,9 @@ def copy_config_body(info: dict[str, Any]) -> dict[str, Any]:
     the collection's own metadata."""
     config = info.get("config") or {}
     params = config.get("params") or {}
-    body: dict[str, Any] = {"vectors": params.get("vectors") or {}}
-    body.update({key: params[key] for key in ("sparse_vectors", "on_disk_payload") if params.get(key) is not None})
+    body = (read_vector_config(info) or VectorConfig()).create_body()
+    if params.get("on_disk_payload") is not None:
+        body["on_disk_payload"] = params["on_disk_payload"]
     body.update({key: config[key] for key in ("hnsw_config", "quantization_config", "metadata") if config.get(key)})
     return body
 
@@ -268,80 +281,7 @@ def create_like(http: Any, name: str, info: dict[str, Any], metadata: dict[str, 
         http.create_payload_index(name, field, schema)
 
 
-def drop_quietly(http: Any, collection: str) -> bool:
-    """Drop a collection that may already be gone; True when this call dropped it."""
-    try:
-        return bool(http.delete_collection(collection))
-    except QdrantNotFoundError:
-        return False
-
-
-# ----- the alias swap and the sweep --------------------------------------------------------------
-
-
-def served_marker(version: str) -> str:
-    return version + SERVED_SUFFIX
-
-
-def mark_served(http: Any, version: str) -> None:
-    """Mark a version served on its own (a plain target's commit, which copies instead of swapping)."""
-    http.update_aliases([{"create_alias": {"collection_name": version, "alias_name": served_marker(version)}}])
-
-
-def is_served(http: Any, version: str) -> bool:
-    marker = served_marker(version)
-    return any(entry.get("alias_name") == marker for entry in http.list_aliases())
-
-
-def swap_alias(http: Any, alias: str, version: str) -> str | None:
-    """Point ``alias`` at ``version`` in one atomic update that also marks ``version`` served.
-
-    Returns the collection the alias served before (None when there was no alias). Another writer may swap
-    at the same moment: the update is retried against the alias as it then is, so the last swap wins and
-    the displaced version is found and dropped by a sweep.
-    """
-    served = {"create_alias": {"collection_name": version, "alias_name": served_marker(version)}}
-    create = {"create_alias": {"collection_name": version, "alias_name": alias}}
-    for attempt in range(5):
-        previous = alias_target(http, alias)
-        actions = [create, served] if previous is None else [{"delete_alias": {"alias_name": alias}}, create, served]
-        try:
-            http.update_aliases(actions)
-            return previous
-        except QdrantError as error:
-            if attempt == 4 or error.status not in (400, 404, 409):
-                raise
-            if not http.collection_exists(version):
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def sweep(
-    http: Any, base: str, *, stale_after: float = STALE_AFTER_SECONDS, keep: Iterable[str] = ()
-) -> list[str]:
-    """Drop the versions of ``base`` that nobody will serve; returns their names.
-
-    Kept: the alias's target, the names in ``keep``, and never-served versions whose writer may be alive.
-    Dropped: displaced served versions, and never-served versions whose writer is dead (``is_expired``).
-    """
-    aliases = http.list_aliases()
-    target = next((a.get("collection_name") for a in aliases if a.get("alias_name") == base), None)
-    served = {a.get("collection_name") for a in aliases if a.get("alias_name", "").endswith(SERVED_SUFFIX)}
-    kept = {target, *keep}
-    dropped = []
-    for name in http.list_collections():
-        version = parse_version(base, name)
-        if version is None or name in kept:
-            continue
-        if name not in served and not is_expired(version, http.collection_info(name), stale_after=stale_after):
-            continue
-        if drop_quietly(http, name):
-            dropped.append(name)
-        _settled_path(name).unlink(missing_ok=True)
-    return dropped
-
-
-# ----- replacing a plain collection's points -----------------------------------------------------
+# ----- replacing a plain collection's points -------------------------------------------------------
 
 
 def replace_points(
@@ -401,6 +341,18 @@ def _pages(http: Any, collection: str, request: dict[str, Any], limit: int) -> I
 
 
 __all__ = [
+    # the lifecycle
+    "Log",
+    "PartitionReplacement",
+    "QdrantCollections",
+    "Replacement",
+    "WritePoints",
+    "copy_config_body",
+    "create_like",
+    "partition_filter",
+    "payload_indexes",
+    "replace_points",
+    # versions (collection_versions.py), which the lifecycle is built on
     "HEARTBEAT_SECONDS",
     "Heartbeat",
     "Owner",
@@ -408,8 +360,8 @@ __all__ = [
     "VERSION_SEPARATOR",
     "Version",
     "alias_target",
-    "create_like",
     "drop_quietly",
+    "host_key",
     "is_expired",
     "is_served",
     "is_settled",
@@ -418,7 +370,6 @@ __all__ = [
     "mark_settled",
     "new_version_name",
     "parse_version",
-    "replace_points",
     "served_marker",
     "swap_alias",
     "sweep",

@@ -135,6 +135,20 @@ class QdrantNotFoundError(QdrantError):
     """The collection (or point) does not exist (404)."""
 
 
+def collection_not_found(
+    collection: str, endpoint: str, fix: str, *, detail: str | None = None, point_ids: Iterable[Any] | None = None
+) -> QdrantNotFoundError:
+    """The one wording of a missing collection, whoever finds it missing: the name, the server, what the
+    server said (``detail``, when a request came back 404) and the fix that fits where it was found."""
+    said = f" ({detail})" if detail else ""
+    return QdrantNotFoundError(
+        f"Collection {collection!r} does not exist at {endpoint}{said}; {fix}",
+        status=404,
+        collection=collection,
+        point_ids=point_ids,
+    )
+
+
 class QdrantRequestError(QdrantError):
     """The server rejected a request (a 4xx other than 401/403/404) or data could not become a request."""
 
@@ -182,6 +196,7 @@ __all__ = [
     "QdrantRequestError",
     "QdrantSchemaError",
     "QdrantWriteError",
+    "collection_not_found",
     "redact",
     "secret_values",
 ]

@@ -43,6 +43,7 @@ from dagster_qdrant.errors import (
     QdrantError,
     QdrantNotFoundError,
     QdrantRequestError,
+    collection_not_found,
     redact,
     secret_values,
 )
@@ -308,11 +309,11 @@ class QdrantHttp:
                 collection=collection,
             )
         if status == 404 and collection is not None:
-            return QdrantNotFoundError(
-                f"Collection {collection!r} not found at {self.endpoint} ({where}: {message}); create it "
-                "first, or write with create_collection=True",
-                status=status,
-                collection=collection,
+            return collection_not_found(
+                collection,
+                self.endpoint,
+                "create it first, or write with create_collection=True",
+                detail=f"{where}: {message}",
                 point_ids=point_ids,
             )
         if status == 404:

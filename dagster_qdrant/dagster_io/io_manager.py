@@ -1,27 +1,20 @@
 """QdrantPySparkIOManager: Spark DataFrames of an asset into a Qdrant collection and back.
 
-Writes and reads go through the ``qdrant`` Spark data source, so points move in parallel from and to the
-Spark tasks; the driver only does the few collection-level requests (aliases, deletes, counts).
+Dagster glue: the collection lifecycle is ``collections.QdrantCollections``' and the points move through
+the ``qdrant`` Spark data source, in parallel from and to the Spark tasks; the driver only does the few
+collection-level requests (aliases, deletes, counts).
 
-- Unpartitioned assets replace the whole collection with no moment where readers see it half-written:
-  the DataFrame goes into a fresh version collection (``collections.new_version_name``: the time, the run
-  and this process), then one atomic alias update moves the alias ``{name}`` to it, and the previous
-  version is dropped. A failed write drops the fresh collection and leaves the alias on the previous one.
-  Every materialization ends with a sweep (``collections.sweep``): versions another run displaced and
-  versions of dead runs are dropped, versions live runs are still writing are kept, so after any mix of
-  concurrent, failed and killed runs one version per asset remains. Two concurrent runs: the last swap
-  wins; each run's metadata names the version it served.
+- Unpartitioned assets replace the whole collection with no moment where readers see it half-written
+  (``replace_collection``: a fresh version, then one atomic alias update); each run's metadata names the
+  version it served.
 - Partitioned assets (static, time-window, multi-dimensional) share one plain collection ``{name}``; each
   point carries its partition key in a payload field (``_partition``), so a partition is replaced by a
-  delete-by-filter then an upsert, and reads ask only for the partitions they need.
+  delete-by-filter then an upsert (``replace_partition``), and reads ask only for the partitions they need.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from dagster import (
@@ -37,9 +30,11 @@ from pydantic import Field
 
 from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.spark_fuse_compat import unknown_option_error
-from dagster_qdrant.errors import QdrantConfigError, QdrantError
+from dagster_qdrant.errors import QdrantConfigError
+from dagster_qdrant.filters import all_of
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions
 from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
+from dagster_qdrant.vector_config import VectorConfig
 
 VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
 """Between a collection's name and its version: ``documents__20240503120000a1b2_r1a2b3c4d_h...p...``."""
@@ -115,55 +110,19 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         frame: Any,
         write_options: dict[str, Any],
     ) -> dict[str, Any]:
-        """Write a fresh version, move the alias to it in one request, drop the old version, sweep."""
-        http = connection.http()
-        version = lifecycle.new_version_name(
-            alias, run=_run_id_block(context), owner=lifecycle.Owner.this_process()
+        """A fresh version behind the alias (``QdrantCollections.replace_collection``)."""
+        replaced = self._collections(context, connection).replace_collection(
+            alias,
+            lambda version: self._write_frame(connection, version, frame, write_options),
+            run=_run_id_block(context),
         )
-        context.log.info(f"Writing {alias!r} into the new collection {version!r}")
-        try:
-            with lifecycle.Heartbeat(http, version):
-                seconds = self._write_frame(context, connection, version, frame, write_options)
-            if not http.collection_exists(version):  # an empty DataFrame writes no point, creates nothing
-                _create_empty(context, http, version, lifecycle.alias_target(http, alias))
-            # Counted before the swap: once served, a later run may replace and drop it at any moment.
-            points = http.count(version, exact=True)
-            info = http.collection_info(version)
-        except BaseException:
-            _drop_quietly(context, http, version)
-            raise
-        previous = self._move_alias(context, http, alias, version)
-        if previous is not None and previous != version and lifecycle.drop_quietly(http, previous):
-            context.log.info(f"Dropped the previous version {previous!r}")
-        for name in lifecycle.sweep(http, alias, stale_after=self.stale_after, keep=[version]):
-            context.log.info(f"Dropped {name!r}, a version no run will serve (displaced, or of a dead run)")
-        serving = lifecycle.alias_target(http, alias)
-        if serving != version:
-            context.log.warning(
-                f"A concurrent materialization of {alias!r} swapped in {serving!r} after this run served {version!r}"
-            )
-            lifecycle.sweep(http, alias, stale_after=self.stale_after)
         return {
-            "dagster/row_count": points,
-            "collection": version,
+            "dagster/row_count": replaced.points,
+            "collection": replaced.version,
             "alias": alias,
-            **_vector_metadata(info),
-            **_speed_metadata(points, seconds),
+            **_vector_metadata(replaced.vectors),
+            **_speed_metadata(replaced.points, replaced.seconds),
         }
-
-    def _move_alias(self, context: OutputContext, http: Any, alias: str, version: str) -> Optional[str]:
-        """Point the alias at the version (atomically); returns what it served before."""
-        if lifecycle.alias_target(http, alias) is not None or alias not in http.list_collections():
-            return lifecycle.swap_alias(http, alias, version)
-        # A plain collection holds the name (made by hand, by another tool, or by this asset when it was
-        # partitioned). An alias cannot share a collection's name, so it goes first: this one switch has a
-        # moment with no collection under the name; every later one is atomic.
-        context.log.warning(
-            f"A plain collection {alias!r} holds the asset's name: dropping it so that the alias "
-            f"{alias!r} can point to {version!r}; from now on every materialization swaps atomically"
-        )
-        lifecycle.drop_quietly(http, alias)
-        return lifecycle.swap_alias(http, alias, version)
 
     def _write_partition(
         self,
@@ -173,7 +132,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         frame: Any,
         write_options: dict[str, Any],
     ) -> dict[str, Any]:
-        """Replace one partition: delete its points by filter, then upsert the new ones."""
+        """Replace one partition (``QdrantCollections.replace_partition``): its points carry its key."""
         partition_key = _single_partition_key(context)
         if self.partition_field in frame.columns:
             raise QdrantConfigError(
@@ -186,45 +145,34 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         tagged = frame.withColumn(self.partition_field, functions.lit(partition_key))
         if write_options.get("payload_fields") is not None:
             write_options["payload_fields"] = [*write_options["payload_fields"], self.partition_field]
-        http = connection.http()
-        partition_filter = _partition_filter(self.partition_field, [partition_key])
-        existed = http.collection_exists(collection)
-        if existed:
-            http.delete_points(collection, {"filter": partition_filter}, wait=True)
-        context.log.info(f"Writing partition {partition_key!r} into {collection!r}")
-        seconds = self._write_frame(
-            context, connection, collection, tagged, write_options, count_filter=partition_filter
+        replaced = self._collections(context, connection).replace_partition(
+            collection,
+            self.partition_field,
+            partition_key,
+            lambda target: self._write_frame(connection, target, tagged, write_options),
         )
-        if not existed and not http.collection_exists(collection):
-            context.log.warning(f"Partition {partition_key!r} is empty and {collection!r} does not exist yet")
+        if not replaced.exists:
             return {"dagster/row_count": 0, "dagster/partition_row_count": 0, "collection": collection}
-        if not existed:
-            _index_partition_field(context, http, collection, self.partition_field)
-        partition_points = http.count(collection, filter=partition_filter, exact=True)
         return {
-            "dagster/row_count": http.count(collection, exact=True),
-            "dagster/partition_row_count": partition_points,
+            "dagster/row_count": replaced.points,
+            "dagster/partition_row_count": replaced.partition_points,
             "collection": collection,
             "partition_field": self.partition_field,
-            **_vector_metadata(http.collection_info(collection)),
-            **_speed_metadata(partition_points, seconds),
+            **_vector_metadata(replaced.vectors),
+            **_speed_metadata(replaced.partition_points, replaced.seconds),
         }
 
+    def _collections(self, context: OutputContext, connection: QdrantResource) -> lifecycle.QdrantCollections:
+        return lifecycle.QdrantCollections(
+            connection.http(), log=context.log, stale_after=self.stale_after, progress_interval=self.progress_interval
+        )
+
     def _write_frame(
-        self,
-        context: OutputContext,
-        connection: QdrantResource,
-        collection: str,
-        frame: Any,
-        write_options: dict[str, Any],
-        count_filter: Optional[dict[str, Any]] = None,
-    ) -> float:
-        """Run the Spark write (creating the collection if needed); returns the seconds it took."""
+        self, connection: QdrantResource, collection: str, frame: Any, write_options: dict[str, Any]
+    ) -> None:
+        """Run the Spark write (creating the collection if needed)."""
         options = connection.spark_write_options(collection, create_collection=True, **write_options)
-        started = time.monotonic()
-        with _progress_logger(context, connection, collection, count_filter, self.progress_interval):
-            frame.write.format(QDRANT_FORMAT).options(**options).mode("append").save()
-        return time.monotonic() - started
+        frame.write.format(QDRANT_FORMAT).options(**options).mode("append").save()
 
     # ------------------------------------------------------------------ load_input
 
@@ -266,8 +214,8 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
     ) -> dict[str, str]:
         read_options = self._read_options(context.definition_metadata or {})
         if context.has_asset_partitions:
-            partition_filter = _partition_filter(self.partition_field, context.asset_partition_keys)
-            read_options["filter"] = _all_of(read_options.get("filter"), partition_filter)
+            partition_filter = lifecycle.partition_filter(self.partition_field, context.asset_partition_keys)
+            read_options["filter"] = all_of(read_options.get("filter"), partition_filter)
         if columns is not None:
             read_options.update(_projection(columns, write_options))
         return self._connection().spark_read_options(name, **read_options)
@@ -373,26 +321,6 @@ def _run_id_block(context: OutputContext) -> str:
     return (run_id or "").split("-")[0]
 
 
-def _drop_quietly(context: OutputContext, http: Any, collection: str) -> None:
-    """After a failed write: drop the half-written version; the original error is what matters."""
-    try:
-        if http.collection_exists(collection):
-            http.delete_collection(collection)
-    except QdrantError as error:
-        lifecycle.mark_settled(collection)  # the next materialization's sweep drops it
-        context.log.warning(f"Could not drop the unfinished collection {collection!r}: {error}")
-
-
-def _create_empty(context: OutputContext, http: Any, version: str, previous: Optional[str]) -> None:
-    """An empty version for an empty DataFrame, configured like the previous one when there is one."""
-    params = (((http.collection_info(previous) if previous else None) or {}).get("config") or {}).get("params") or {}
-    body = {"vectors": params.get("vectors") or {}}
-    if params.get("sparse_vectors"):
-        body["sparse_vectors"] = params["sparse_vectors"]
-    context.log.warning(f"The DataFrame is empty: {version!r} is created with no points")
-    http.create_collection(version, body)
-
-
 def _single_partition_key(context: OutputContext) -> str:
     keys = context.asset_partition_keys
     if len(keys) != 1:
@@ -402,29 +330,6 @@ def _single_partition_key(context: OutputContext) -> str:
             "use a backfill policy of one partition per run (BackfillPolicy.multi_run(1))"
         )
     return str(keys[0])
-
-
-def _partition_filter(field: str, keys: Sequence[str]) -> dict[str, Any]:
-    keys = sorted(str(key) for key in keys)  # Dagster may hand them in any order: the same request each time
-    if len(keys) == 1:
-        return {"must": [{"key": field, "match": {"value": keys[0]}}]}
-    return {"must": [{"key": field, "match": {"any": keys}}]}
-
-
-def _all_of(*filters: Optional[Mapping[str, Any]]) -> dict[str, Any]:
-    """A filter that every given filter must pass (Qdrant nests filters as conditions)."""
-    present = [dict(item) for item in filters if item]
-    if len(present) == 1:
-        return present[0]
-    return {"must": present}
-
-
-def _index_partition_field(context: OutputContext, http: Any, collection: str, field: str) -> None:
-    """A keyword index makes partition deletes and reads fast (and is required by strict-mode servers)."""
-    try:
-        http.create_payload_index(collection, field, "keyword")
-    except QdrantError as error:
-        context.log.warning(f"No payload index on {field!r} in {collection!r}: {error}")
 
 
 def _projection(columns: Sequence[str], write_options: Mapping[str, Any]) -> dict[str, Any]:
@@ -463,19 +368,16 @@ def _table_schema(frame: Any) -> TableSchema:
     )
 
 
-def _vector_metadata(info: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+def _vector_metadata(vectors: Optional[VectorConfig]) -> dict[str, Any]:
     """Vector size and distance from the collection's config: one value, or one per named vector."""
-    vectors = (((info or {}).get("config") or {}).get("params") or {}).get("vectors") or {}
-    if "size" in vectors:
-        return {"vector_size": vectors["size"], "distance": vectors.get("distance")}
-    if vectors:
-        return {
-            "vector_size": MetadataValue.json({name: params.get("size") for name, params in vectors.items()}),
-            "distance": MetadataValue.json(
-                {name: params.get("distance") for name, params in vectors.items()}
-            ),
-        }
-    return {}
+    if vectors is None or not vectors.dense:
+        return {}
+    if vectors.unnamed:
+        return {"vector_size": vectors.dense[0].size, "distance": vectors.dense[0].distance}
+    return {
+        "vector_size": MetadataValue.json({vector.name: vector.size for vector in vectors.dense}),
+        "distance": MetadataValue.json({vector.name: vector.distance for vector in vectors.dense}),
+    }
 
 
 def _speed_metadata(points: int, seconds: float) -> dict[str, Any]:
@@ -483,36 +385,3 @@ def _speed_metadata(points: int, seconds: float) -> dict[str, Any]:
         "write_seconds": round(seconds, 3),
         "points_per_second": round(points / seconds, 1) if seconds > 0 else float(points),
     }
-
-
-@contextmanager
-def _progress_logger(
-    context: OutputContext,
-    connection: QdrantResource,
-    collection: str,
-    count_filter: Optional[dict[str, Any]],
-    interval: float,
-) -> Iterator[None]:
-    """Log the points count every ``interval`` seconds while a long write runs."""
-    stop = threading.Event()
-
-    def report() -> None:
-        http = connection.http()
-        started = time.monotonic()
-        while not stop.wait(interval):
-            try:
-                if not http.collection_exists(collection):
-                    continue
-                points = http.count(collection, filter=count_filter, exact=False)
-            except QdrantError:
-                continue
-            elapsed = time.monotonic() - started
-            context.log.info(f"{points} points in {collection!r} after {elapsed:.0f}s")
-
-    thread = threading.Thread(target=report, name="qdrant-write-progress", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=interval + 5)

@@ -26,12 +26,13 @@ from dagster_qdrant.points.rows_to_points import PointColumns, encode_body, from
 from dagster_qdrant.errors import (
     QdrantDataError,
     QdrantError,
-    QdrantNotFoundError,
     QdrantRequestError,
     QdrantWriteError,
+    collection_not_found,
 )
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import WriteOptions
+from dagster_qdrant.vector_config import VectorConfig, read_vector_config
 
 _ENVELOPE_BYTES = 1024
 _BATCH_PREFIX = b'{"operations":[{"upsert":'
@@ -266,11 +267,11 @@ class PointWriter:
             name = self.options.collection
             info = self.http.collection_info(name)
             if info is None and not self.options.create_collection:
-                raise QdrantNotFoundError(
-                    f"Collection {name!r} does not exist at {self.http.endpoint}; create it, or write with "
-                    f"create_collection=True to create it from the data (vector sizes {part.vector_sizes()}, "
-                    f"distance {self.options.distance})",
-                    collection=name,
+                raise collection_not_found(
+                    name,
+                    self.http.endpoint,
+                    "create it, or write with create_collection=True to create it from the data (vector sizes "
+                    f"{part.vector_sizes()}, distance {self.options.distance})",
                 )
             if info is None and self.http.create_collection(name, self._collection_body(part), exist_ok=True):
                 self._vector_sizes, self._sparse_names = part.vector_sizes(), set(part.sparse)
@@ -341,17 +342,8 @@ class PointWriter:
 
 def configured_vectors(info: Mapping[str, Any]) -> tuple[dict[str, int], set[str]]:
     """Dense vector sizes by name (``""`` = unnamed) and sparse vector names from ``GET /collections/{name}``."""
-    params = (info.get("config") or {}).get("params") or {}
-    vectors = params.get("vectors") or {}
-    if isinstance(vectors, Mapping) and "size" in vectors:
-        sizes = {"": int(vectors["size"])}
-    else:
-        sizes = {
-            name: int(config["size"])
-            for name, config in vectors.items()
-            if isinstance(config, Mapping) and "size" in config
-        }
-    return sizes, set((params.get("sparse_vectors") or {}).keys())
+    config = read_vector_config(info) or VectorConfig()
+    return config.dense_sizes(), config.sparse_names()
 
 
 __all__ = ["PointWriter", "WriteReport", "configured_vectors"]

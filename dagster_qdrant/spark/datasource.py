@@ -37,7 +37,7 @@ from pyspark.sql.datasource import (
 from pyspark.sql.types import StructType
 
 from dagster_qdrant.spark.points_to_arrow import PointBatchBuilder, check_readable
-from dagster_qdrant.errors import QdrantConfigError, QdrantNotFoundError
+from dagster_qdrant.errors import QdrantConfigError, collection_not_found
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
 from dagster_qdrant.spark.write_commit import Staging, TaskOutcome, WrittenIds, settle
@@ -70,11 +70,8 @@ PUSHDOWN_CONF = "spark.sql.python.filterPushdown.enabled"
 def _collection_info(http: QdrantHttp, collection: str) -> dict[str, Any]:
     info = http.collection_info(collection)
     if info is None:
-        raise QdrantNotFoundError(
-            f"Collection {collection!r} does not exist: check option 'collection' (or the .load() path), "
-            "or write to it first",
-            status=404,
-            collection=collection,
+        raise collection_not_found(
+            collection, http.endpoint, "check option 'collection' (or the .load() path), or write to it first"
         )
     return info
 

@@ -85,6 +85,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from dagster_qdrant.filters import all_of
 from dagster_qdrant.http import encode_json
 from dagster_qdrant.spark.schema import ID_COLUMN, MIXED_METADATA_KEY
 
@@ -349,13 +350,7 @@ def pushdown_is_scan_scoped(version: str = pyspark.__version__) -> bool:
 
 def combine_filters(*filters: Mapping[str, Any] | None, conditions: Sequence[Condition] = ()) -> dict | None:
     """One Qdrant filter that all of ``filters`` and ``conditions`` must match (None: match all)."""
-    must: list[Any] = [dict(f) for f in filters if f]
-    must.extend(conditions)
-    if not must:
-        return None
-    if len(must) == 1 and set(must[0]) <= {"must", "should", "must_not", "min_should"}:
-        return must[0]
-    return {"must": must}
+    return all_of(*filters, *conditions)
 
 
 __all__ = ["Condition", "FilterTranslator", "combine_filters", "pushdown_is_scan_scoped"]

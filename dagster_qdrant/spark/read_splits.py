@@ -28,6 +28,8 @@ from typing import Any, Protocol, TypeVar
 
 from pyspark.sql.datasource import InputPartition
 
+from dagster_qdrant.filters import all_of
+
 SLICE_VERSION = (1, 19, 0)
 """The first Qdrant version with the ``slice`` filter condition."""
 BOUNDARY_PAGE_SIZE = 10_000
@@ -130,10 +132,7 @@ def partition_filter(partition: ScrollPartition, query_filter: dict | None) -> d
     if partition.slice is None:
         return query_filter
     index, total = partition.slice
-    condition = {"slice": {"total": total, "index": index}}
-    if not query_filter:
-        return {"must": [condition]}
-    return {"must": [query_filter, condition]}
+    return all_of(query_filter, {"slice": {"total": total, "index": index}})
 
 
 def scroll_partition(

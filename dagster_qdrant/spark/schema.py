@@ -31,6 +31,7 @@ from pyspark.sql.types import (
 )
 
 from dagster_qdrant.errors import QdrantConfigError, QdrantSchemaError
+from dagster_qdrant.vector_config import DenseVector, read_vector_config
 
 ID_COLUMN = "id"
 VECTOR_COLUMN = "vector"
@@ -77,23 +78,22 @@ def vector_column_name(name: str) -> str:
 
 def vector_columns_from_collection(info: Mapping[str, Any] | None) -> list[VectorColumn] | None:
     """Every vector the collection declares, typed from its config; None when the info has no config."""
-    params = ((info or {}).get("config") or {}).get("params")
-    if not isinstance(params, Mapping):
+    config = read_vector_config(info)
+    if config is None:
         return None
     columns: list[VectorColumn] = []
-    dense = params.get("vectors")
-    if isinstance(dense, Mapping) and "size" in dense:
-        columns.append(VectorColumn(VECTOR_COLUMN, "", _dense_type(dense)))
-    elif isinstance(dense, Mapping):
-        for name in sorted(dense):
-            columns.append(VectorColumn(vector_column_name(name), name, _dense_type(dense[name] or {})))
-    for name in sorted(params.get("sparse_vectors") or {}):
+    if config.unnamed:
+        columns.append(VectorColumn(VECTOR_COLUMN, "", _dense_type(config.dense[0])))
+    else:
+        for vector in sorted(config.dense, key=lambda vector: vector.name):
+            columns.append(VectorColumn(vector_column_name(vector.name), vector.name, _dense_type(vector)))
+    for name in sorted(config.sparse_names()):
         columns.append(VectorColumn(vector_column_name(name), name, SPARSE_VECTOR_TYPE))
     return columns
 
 
-def _dense_type(params: Mapping[str, Any]) -> DataType:
-    return MULTI_VECTOR_TYPE if params.get("multivector_config") else DENSE_VECTOR_TYPE
+def _dense_type(vector: DenseVector) -> DataType:
+    return MULTI_VECTOR_TYPE if vector.multivector else DENSE_VECTOR_TYPE
 
 
 def vector_columns_from_points(points: Iterable[Mapping[str, Any]]) -> list[VectorColumn]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from dagster_qdrant import collections as lifecycle
-from dagster_qdrant.errors import QdrantDataError, QdrantError, QdrantNotFoundError, QdrantWriteError
+from dagster_qdrant.errors import QdrantDataError, QdrantError, QdrantWriteError, collection_not_found
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import WriteOptions
 
@@ -99,10 +99,9 @@ class Staging:
         target = options.collection
         info = http.collection_info(target)
         if info is None and not options.create_collection:
-            raise QdrantNotFoundError(
-                f"Cannot overwrite collection {target!r}: it does not exist at {http.endpoint}; create it, "
-                "or write with create_collection=True",
-                collection=target,
+            raise collection_not_found(
+                target, http.endpoint, "mode('overwrite') replaces an existing collection: create it, or write "
+                "with create_collection=True",
             )
         lifecycle.sweep(http, target)
         staging = lifecycle.new_version_name(target, owner=lifecycle.Owner.java_ancestor())
