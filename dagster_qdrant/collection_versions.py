@@ -326,6 +326,8 @@ __all__ = [
     "mark_settled",
     "new_version_name",
     "parse_version",
+    "process_alive",
+    "process_started_after",
     "served_marker",
     "swap_alias",
     "sweep",

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from faultproxy import FaultProxy, free_port, server_count, server_points
 
-from dagster_qdrant import collections as lifecycle
+from dagster_qdrant import collection_versions as lifecycle
 from dagster_qdrant.errors import QdrantWriteError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import WriteOptions, build_qdrant_write_config
