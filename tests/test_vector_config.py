@@ -100,7 +100,9 @@ def http(qdrant_url: str, qdrant_api_key: str | None) -> QdrantHttp:
     return QdrantHttp(ConnectionOptions(endpoint=qdrant_url, api_key=qdrant_api_key))
 
 
-LOCAL = QdrantClient(":memory:")
+@pytest.fixture(scope="module")
+def local() -> QdrantClient:
+    return QdrantClient(":memory:")
 
 
 def local_collection(client: QdrantClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -120,18 +122,24 @@ def local_collection(client: QdrantClient, body: dict[str, Any]) -> dict[str, An
 
 @settings(derandomize=True, max_examples=300, deadline=None)
 @given(body=vector_configs())
-def test_the_vector_config_reads_back_what_qdrant_client_local_mode_configured(body: dict[str, Any]) -> None:
-    check_every_reader(local_collection(LOCAL, body), body)
+def test_the_vector_config_reads_back_what_qdrant_client_local_mode_configured(
+    local: QdrantClient, body: dict[str, Any]
+) -> None:
+    check_every_reader(local_collection(local, body), body)
 
 
 @settings(derandomize=True, max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=vector_configs())
-def test_the_vector_config_reads_back_what_the_embedded_server_configured(http: QdrantHttp, body: dict[str, Any]) -> None:
-    """Each collection is created, then copied from the reader's ``create_body`` (an empty version)."""
+def test_the_vector_config_reads_back_what_the_embedded_server_and_local_mode_configured(
+    http: QdrantHttp, local: QdrantClient, body: dict[str, Any]
+) -> None:
+    """The same config on both servers; on the embedded one the collection is also copied from the
+    reader's ``create_body`` (as an empty version is) and read again."""
     # The embedded server holds no payload-only collection (it says so; local mode does), and refuses a
     # named vector called "size" or "distance" (see the test below).
     assume(body["vectors"] or body.get("sparse_vectors"))
     assume(isinstance(body["vectors"].get("size"), int) or not {"size", "distance"} & set(body["vectors"]))
+    check_every_reader(local_collection(local, body), body)
     name = f"t_vector_config_{uuid.uuid4().hex[:12]}"
     http.create_collection(name, body)
     try:
