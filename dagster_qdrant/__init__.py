@@ -27,6 +27,7 @@ _PUBLIC_NAMES: dict[str, str] = {
     "register_qdrant_data_source": "dagster_qdrant.spark.datasource",
     "QdrantDataSource": "dagster_qdrant.spark.datasource",
     "QdrantResource": "dagster_qdrant.dagster_io.resources",
+    "QdrantConfig": "dagster_qdrant.dagster_io.community",
     "QdrantReadConfig": "dagster_qdrant.dagster_io.resources",
     "QdrantWriteConfig": "dagster_qdrant.dagster_io.resources",
     "QdrantPySparkIOManager": "dagster_qdrant.dagster_io.io_manager",
