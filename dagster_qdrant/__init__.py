@@ -31,6 +31,7 @@ _PUBLIC_NAMES: dict[str, str] = {
     "QdrantReadConfig": "dagster_qdrant.dagster_io.resources",
     "QdrantWriteConfig": "dagster_qdrant.dagster_io.resources",
     "QdrantPySparkIOManager": "dagster_qdrant.dagster_io.io_manager",
+    "QdrantComponent": "dagster_qdrant.dagster_io.component",
     "ensure_embedded_qdrant": "dagster_qdrant.embedded",
     "QdrantError": "dagster_qdrant.errors",
     "QdrantConfigError": "dagster_qdrant.errors",
