@@ -149,6 +149,9 @@ def test_the_readme_example_runs_in_memory_as_the_community_tests_do() -> None:
     ours = run_readme_example(resource, "test_collection")
     assert_same_results(ours, reference_results("test_collection"))
     assert resource.resolved_endpoint().startswith("http://127.0.0.1:")
+    # The resource's timeout fills what the config leaves unset, for the embedded Qdrant too.
+    timed = QdrantResource(timeout=12.0, config=QdrantConfig(location=":memory:"))
+    assert client_arguments(timed)["timeout"] == 12
 
 
 def test_the_readme_example_runs_without_a_config_against_the_resources_own_endpoint(
@@ -244,6 +247,12 @@ def test_without_a_config_the_client_uses_the_endpoint_as_given() -> None:
     assert client._client.rest_uri == "https://qdrant.example"
     assert client._client._rest_headers["api-key"] == "k"
     client.close()
+
+
+def test_repr_of_the_resource_and_its_config_hide_the_api_key() -> None:
+    resource = QdrantResource(config=QdrantConfig(host="qdrant.example", api_key="hidden-key-123"))
+    for shown in (resource, resource.config):
+        assert "hidden-key-123" not in repr(shown) and "hidden-key-123" not in str(shown)
 
 
 def test_a_missing_qdrant_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

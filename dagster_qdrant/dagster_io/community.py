@@ -75,7 +75,9 @@ class QdrantConfig(Config):
         default=None, description="Use https (unset: https when an API key is given, as qdrant-client does)."
     )
     api_key: Optional[str] = Field(
-        default=None, description="API key (use EnvVar('QDRANT_API_KEY')); never logged nor put in metadata."
+        default=None,
+        description="API key (use EnvVar('QDRANT_API_KEY')); never logged nor put in metadata.",
+        repr=False,
     )
     prefix: Optional[str] = Field(
         default=None, description="Path prefix of the REST API, e.g. 'service/v1'."

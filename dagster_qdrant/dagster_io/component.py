@@ -25,7 +25,12 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from dagster import Component, ComponentLoadContext, Definitions, EnvVar, Model, Resolvable
+from dagster import Definitions, EnvVar
+
+try:
+    from dagster import Component, ComponentLoadContext, Model, Resolvable
+except ImportError as error:  # Dagster before 1.11 has no components
+    raise ImportError("QdrantComponent needs Dagster 1.11 or later (dagster.Component): pip install -U dagster") from error
 from pydantic import Field
 
 from dagster_qdrant.dagster_io.community import QdrantConfig
@@ -42,7 +47,7 @@ _NESTED: dict[tuple[str, str], type] = {
 
 
 class QdrantComponent(Component, Model, Resolvable):
-    """Qdrant for a dg project: ``QdrantResource`` and ``QdrantPySparkIOManager``, from ``defs.yaml``."""
+    """Qdrant for a dg project: QdrantResource and QdrantPySparkIOManager, configured in defs.yaml."""
 
     resource_key: str = Field(
         default="qdrant", description="Resource key of the QdrantResource (the name assets take it by)."
