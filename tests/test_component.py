@@ -172,3 +172,11 @@ def test_dg_finds_the_component_through_the_registered_module() -> None:
     module = pyproject["project"]["entry-points"]["dagster_dg_cli.registry_modules"]["dagster_qdrant"]
     found = {key.to_typename(): value for key, value in discover_package_objects([module]).items()}
     assert found == {"dagster_qdrant.QdrantComponent": QdrantComponent}
+
+
+def test_api_key_env_var_becomes_an_env_var_of_the_resource_or_of_its_config() -> None:
+    plain = QdrantComponent(api_key_env_var="MY_QDRANT_KEY").build_resource()
+    configured = QdrantComponent(api_key_env_var="MY_QDRANT_KEY", resource={"config": {"host": "h"}}).build_resource()
+    # An EnvVar outside a run is its name (Dagster reads the value when the run starts).
+    assert (plain.api_key, configured.config.api_key) == ("MY_QDRANT_KEY", "MY_QDRANT_KEY")
+    assert type(plain.api_key).__name__ == type(configured.config.api_key).__name__ == "EnvVar"
