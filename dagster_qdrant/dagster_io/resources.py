@@ -2,8 +2,9 @@
 
 The resource resolves the endpoint once per process: the ``endpoint`` field, else the ``QDRANT_URL``
 environment variable, else an embedded Qdrant started on demand (so the example and the tests run with
-no server to install), or a ``config: QdrantConfig`` in qdrant-client's terms (community.py). It hands out validated read and write configs for ``spark.read/write.format("qdrant")``
-and answers similarity queries for assets that search a collection. The API key travels only inside the
+no server to install); a ``config: QdrantConfig`` (qdrant-client's terms, the community package's API: see
+community.py) names it instead. It hands out validated read and write configs for
+``spark.read/write.format("qdrant")`` and answers similarity queries for assets that search a collection. The API key travels only inside the
 configs and request headers: ``repr`` of those hides it and it is never logged or put in metadata.
 
 Also here: ``QdrantReadConfig`` and ``QdrantWriteConfig``, Dagster config objects whose fields map one to one
