@@ -4,8 +4,9 @@ The resource resolves the endpoint once per process: the ``endpoint`` field, els
 environment variable, else an embedded Qdrant started on demand (so the example and the tests run with
 no server to install); a ``config: QdrantConfig`` (qdrant-client's terms, the community package's API: see
 community.py) names it instead. It hands out validated read and write configs for
-``spark.read/write.format("qdrant")`` and answers similarity queries for assets that search a collection. The API key travels only inside the
-configs and request headers: ``repr`` of those hides it and it is never logged or put in metadata.
+``spark.read/write.format("qdrant")`` and answers similarity queries for assets that search a collection.
+The API key travels only inside the configs and request headers: ``repr`` of those hides it and it is never
+logged or put in metadata.
 
 Also here: ``QdrantReadConfig`` and ``QdrantWriteConfig``, Dagster config objects whose fields map one to one
 onto the reader and writer options of ``dagster_qdrant.options`` (their defaults are read from there), but
