@@ -2,9 +2,11 @@
 
 The resource resolves the endpoint once per process: the ``endpoint`` field, else the ``QDRANT_URL``
 environment variable, else an embedded Qdrant started on demand (so the example and the tests run with
-no server to install). It hands out validated read and write configs for ``spark.read/write.format("qdrant")``
-and answers similarity queries for assets that search a collection. The API key travels only inside the
-configs and request headers: ``repr`` of those hides it and it is never logged or put in metadata.
+no server to install); a ``config: QdrantConfig`` (qdrant-client's terms, the community package's API: see
+community.py) names it instead. It hands out validated read and write configs for
+``spark.read/write.format("qdrant")`` and answers similarity queries for assets that search a collection.
+The API key travels only inside the configs and request headers: ``repr`` of those hides it and it is never
+logged or put in metadata.
 
 Also here: ``QdrantReadConfig`` and ``QdrantWriteConfig``, Dagster config objects whose fields map one to one
 onto the reader and writer options of ``dagster_qdrant.options`` (their defaults are read from there), but
@@ -17,11 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Optional
 
 from dagster import Config, ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from dagster_qdrant.dagster_io import community
+from dagster_qdrant.dagster_io.community import QdrantConfig
 from dagster_qdrant.options import (
     ConnectionOptions,
     ReadOptions,
@@ -29,6 +35,9 @@ from dagster_qdrant.options import (
     build_qdrant_config,
     build_qdrant_write_config,
 )
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
 
 QDRANT_URL_ENV = "QDRANT_URL"
 QDRANT_API_KEY_ENV = "QDRANT_API_KEY"
@@ -236,12 +245,22 @@ class QdrantResource(ConfigurableResource):
         description="Data directory of the embedded Qdrant (unset: DAGSTER_QDRANT_PATH, else .qdrant/).",
     )
 
+    config: Optional[QdrantConfig] = Field(
+        default=None,
+        description="The connection in qdrant-client's terms (the community dagster-qdrant's QdrantConfig: "
+        "host, url, port, api_key, path, ...); it then names the server, and the fields above may only agree "
+        "with it. path and ':memory:' name the embedded Qdrant.",
+    )
+
     _resolved_endpoint: Optional[str] = PrivateAttr(default=None)
 
     def resolved_endpoint(self) -> str:
         """The URL in use; starts (or joins) the embedded server when neither field nor env names one."""
         if self._resolved_endpoint is None:
-            endpoint = self.endpoint or os.environ.get(QDRANT_URL_ENV)
+            if self.config is not None:
+                endpoint = community.resolve_endpoint(self)
+            else:
+                endpoint = self.endpoint or os.environ.get(QDRANT_URL_ENV)
             if not endpoint:
                 from dagster_qdrant.embedded import ensure_embedded_qdrant
 
@@ -250,6 +269,8 @@ class QdrantResource(ConfigurableResource):
         return self._resolved_endpoint
 
     def resolved_api_key(self) -> Optional[str]:
+        if self.config is not None:
+            return community.resolve_api_key(self)
         return self.api_key or os.environ.get(QDRANT_API_KEY_ENV) or None
 
     def connection_settings(self) -> dict[str, Any]:
@@ -258,11 +279,21 @@ class QdrantResource(ConfigurableResource):
             "endpoint": self.resolved_endpoint(),
             "api_key": self.resolved_api_key(),
             "headers": dict(self.headers),
-            "timeout": self.timeout,
+            "timeout": community.resolve_timeout(self) if self.config is not None else self.timeout,
             "max_retries": self.max_retries,
             "backoff_factor": self.backoff_factor,
             "verify": self.ca_bundle or self.verify,
         }
+
+    @contextmanager
+    def get_client(self) -> Iterator[QdrantClient]:
+        """``with qdrant.get_client() as client:`` the official ``qdrant_client.QdrantClient`` for this
+        resource's endpoint (the embedded Qdrant included), closed when the block ends.
+
+        Needs the ``client`` extra: ``pip install 'dagster-qdrant[client]'``.
+        """
+        with community.open_client(self) as client:
+            yield client
 
     def connection_options(self) -> ConnectionOptions:
         return ConnectionOptions(**self.connection_settings())
