@@ -32,17 +32,6 @@ SCHEMA = "id long, text string, topic string, vector array<float>"
 LETTERS = StaticPartitionsDefinition(["a", "b", "c"])
 
 
-@pytest.fixture(scope="module")
-def vcr_cassette_dir() -> str:
-    return str(Path(__file__).parent / "cassettes" / "test_io_manager")
-
-
-@pytest.fixture(scope="module")
-def vcr_config() -> dict[str, Any]:
-    # The server's port changes from run to run: requests match on what they ask, not where they go.
-    return {"match_on": ["method", "path", "query", "body"], "filter_headers": ["api-key", "authorization"]}
-
-
 @pytest.fixture
 def io_manager(qdrant_url: str, qdrant_api_key: str | None) -> QdrantPySparkIOManager:
     return QdrantPySparkIOManager(
