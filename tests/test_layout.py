@@ -254,3 +254,21 @@ def test_a_long_module_needs_its_reason_in_the_docstring(tmp_path: Path) -> None
     found = [line.split(":")[0] for line in too_long(modules(package_dir), tmp_path)]
     assert found == ["dagster_qdrant/comment.py", "dagster_qdrant/empty_reason.py", "dagster_qdrant/silent.py"]
 
+
+
+# --- the recorded exchanges: one folder per test module, one file per test of it --------------------
+
+
+def test_cassette_folders_are_named_after_their_test_modules() -> None:
+    """pytest-recording replays ``tests/cassettes/<test module>/<test>.yaml``; a file elsewhere is never played."""
+    tests = Path(__file__).resolve().parent
+    folders = sorted(path for path in (tests / "cassettes").iterdir() if path.is_dir())
+    assert folders, "no cassette folders found"
+    for folder in folders:
+        module = tests / f"{folder.name}.py"
+        assert module.exists(), f"tests/cassettes/{folder.name}/ is named after no test module"
+        tests_of_module = {
+            node.name for node in ast.walk(ast.parse(module.read_text())) if isinstance(node, ast.FunctionDef)
+        }
+        for cassette in sorted(folder.glob("*.yaml")):
+            assert cassette.stem in tests_of_module, f"{cassette.relative_to(tests)} is named after no test of {module.name}"
