@@ -1,7 +1,8 @@
-"""Shared fixtures: one embedded Qdrant (or the server named by QDRANT_URL), one local SparkSession,
-a ``QdrantHttp`` on it (``http``), the requests a test sent (``sent``), the cassette settings of every
-module that replays recorded exchanges (``vcr_config``), and the check that a replayed cassette was
-played whole. Cassettes live in tests/cassettes/<test module>/, pytest-recording's default folder.
+"""Shared fixtures: one embedded Qdrant (or the server named by QDRANT_URL), one local SparkSession, the
+library's client on it (``http``) and qdrant-client on it (``embedded``), the requests a test sent
+(``sent``), the cassette settings of every module that replays recorded exchanges (``vcr_config``), and
+the check that a replayed cassette was played whole. Cassettes live in tests/cassettes/<test module>/,
+pytest-recording's default folder.
 
 Set QDRANT_URL (and QDRANT_API_KEY) to run the whole suite against any real Qdrant instead.
 """
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
     from dagster_qdrant.http import QdrantHttp
 
 
@@ -43,6 +46,14 @@ def qdrant_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def qdrant_api_key() -> str | None:
     """API key of the server under test (only a real Qdrant set through QDRANT_URL has one)."""
     return os.environ.get("QDRANT_API_KEY") if os.environ.get("QDRANT_URL") else None
+
+
+@pytest.fixture(scope="module")
+def embedded(qdrant_url: str, qdrant_api_key: str | None) -> QdrantClient:
+    """qdrant-client over REST on the server under test: how the embedded server's tests talk to it."""
+    from reference_client import official_client
+
+    return official_client(qdrant_url, qdrant_api_key)
 
 
 @pytest.fixture
