@@ -1,5 +1,8 @@
-"""Shared fixtures: one embedded Qdrant (or the server named by QDRANT_URL), one local SparkSession,
-the requests a test sent (``sent``), and the check that a replayed cassette was played whole.
+"""Shared fixtures: one embedded Qdrant (or the server named by QDRANT_URL), one local SparkSession, the
+library's client on it (``http``) and qdrant-client on it (``embedded``), the requests a test sent
+(``sent``), the cassette settings of every module that replays recorded exchanges (``vcr_config``), and
+the check that a replayed cassette was played whole. Cassettes live in tests/cassettes/<test module>/,
+pytest-recording's default folder.
 
 Set QDRANT_URL (and QDRANT_API_KEY) to run the whole suite against any real Qdrant instead.
 """
@@ -13,9 +16,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+    from dagster_qdrant.http import QdrantHttp
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +46,38 @@ def qdrant_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def qdrant_api_key() -> str | None:
     """API key of the server under test (only a real Qdrant set through QDRANT_URL has one)."""
     return os.environ.get("QDRANT_API_KEY") if os.environ.get("QDRANT_URL") else None
+
+
+@pytest.fixture(scope="module")
+def embedded(qdrant_url: str, qdrant_api_key: str | None) -> QdrantClient:
+    """qdrant-client over REST on the server under test: how the embedded server's tests talk to it."""
+    from reference_client import official_client
+
+    return official_client(qdrant_url, qdrant_api_key)
+
+
+@pytest.fixture
+def http(qdrant_url: str, qdrant_api_key: str | None) -> QdrantHttp:
+    """The library's REST client on the server under test."""
+    from dagster_qdrant.http import QdrantHttp
+    from dagster_qdrant.options import ConnectionOptions
+
+    return QdrantHttp(ConnectionOptions(endpoint=qdrant_url, api_key=qdrant_api_key))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sessions() -> Iterator[None]:
+    """Every test starts and ends with no pooled HTTP session.
+
+    A pooled session carries its headers and its open connections into the next test that asks for the
+    same endpoint; connections opened outside a cassette would bypass it, and ones opened under a
+    cassette would replay into a test that has none.
+    """
+    import dagster_qdrant.http as qdrant_http
+
+    qdrant_http._sessions.clear()
+    yield
+    qdrant_http._sessions.clear()
 
 
 @pytest.fixture
@@ -108,6 +148,21 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
 
     monkeypatch.setattr(requests.Session, "send", send)
     return captured
+
+
+@pytest.fixture(scope="module")
+def vcr_config(request: pytest.FixtureRequest, qdrant_url: str) -> dict[str, Any]:
+    """How every ``vcr`` test records and replays: secrets filtered, requests matched on what they ask.
+
+    Matched without host and port (the embedded server's port changes every run). Taking ``qdrant_url``
+    starts the server before the first cassette is entered, so its readiness probe is never recorded.
+    ``record_mode`` is set here because pytest-recording lets this dict override the command line.
+    """
+    return {
+        "filter_headers": ["api-key", "authorization"],
+        "record_mode": request.config.getoption("--record-mode") or "once",
+        "match_on": ["method", "path", "query", "body"],
+    }
 
 
 @pytest.fixture(autouse=True)

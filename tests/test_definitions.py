@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
+from stored_points import every_point
 
 from dagster_qdrant.dagster_io.resources import QdrantResource
 
@@ -73,20 +74,6 @@ def _materialization(result: Any, name: str) -> dict[str, Any]:
     return {key: value.value for key, value in events[0].materialization.metadata.items()}
 
 
-def _all_points(qdrant: QdrantResource, collection: str, **body: Any) -> list[dict[str, Any]]:
-    http = qdrant.http()
-    points: list[dict[str, Any]] = []
-    offset = None
-    while True:
-        request = {"limit": 256, "with_payload": True, "with_vector": True, **body}
-        if offset is not None:
-            request["offset"] = offset
-        page, offset = http.scroll(collection, request)
-        points.extend(page)
-        if offset is None:
-            return points
-
-
 def test_every_asset_and_the_check_succeed(pipeline: dict[str, Any]) -> None:
     result = pipeline["run"]
     assert result.success
@@ -99,7 +86,7 @@ def test_every_asset_and_the_check_succeed(pipeline: dict[str, Any]) -> None:
 def test_embeddings_are_in_qdrant_with_payload_and_vectors_of_the_declared_size(
     pipeline: dict[str, Any], qdrant: QdrantResource
 ) -> None:
-    points = _all_points(qdrant, "document_embeddings")
+    points = every_point(qdrant.http(), "document_embeddings")
     assert len(points) == 320
     assert sorted(point["id"] for point in points) == list(range(1, 321))
     assert {len(point["vector"]) for point in points} == {example.VECTOR_SIZE}
@@ -139,7 +126,7 @@ def test_daily_partitions_each_hold_their_day_and_leave_the_others_untouched(
     pipeline: dict[str, Any], qdrant: QdrantResource
 ) -> None:
     assert all(result.success for result in pipeline["days"].values())
-    points = _all_points(qdrant, "daily_documents", with_vector=False)
+    points = every_point(qdrant.http(), "daily_documents", with_vector=False)
     by_partition: dict[str, set[str]] = {}
     for point in points:
         by_partition.setdefault(point["payload"]["_partition"], set()).add(point["payload"]["published"])

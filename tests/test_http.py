@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-import dagster_qdrant.http as qdrant_http
 from dagster_qdrant.errors import (
     QdrantAuthError,
     QdrantConnectionError,
@@ -27,34 +26,6 @@ from dagster_qdrant.errors import (
 from dagster_qdrant.http import QdrantHttp, shared_session
 from dagster_qdrant.options import ConnectionOptions
 from faultproxy import Canned, FaultProxy, free_port
-
-
-@pytest.fixture(scope="module")
-def vcr_config(request: pytest.FixtureRequest) -> dict:
-    """Secrets filtered; matched without host/port (the embedded server's port changes every run)."""
-    return {
-        "filter_headers": ["api-key", "authorization"],
-        "record_mode": request.config.getoption("--record-mode") or "once",
-        "match_on": ["method", "path", "query", "body"],
-    }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _server_started_before_any_cassette(qdrant_url: str) -> None:
-    """Start the server outside any cassette so its readiness probe is never recorded."""
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sessions() -> Iterator[None]:
-    """Pooled connections opened outside a cassette would bypass it: start each test with none."""
-    qdrant_http._sessions.clear()
-    yield
-    qdrant_http._sessions.clear()
-
-
-@pytest.fixture
-def http(qdrant_url: str, qdrant_api_key: str | None) -> QdrantHttp:
-    return QdrantHttp(ConnectionOptions(endpoint=qdrant_url, api_key=qdrant_api_key))
 
 
 def fresh(http: QdrantHttp, name: str, size: int = 4) -> str:

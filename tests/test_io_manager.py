@@ -22,6 +22,7 @@ from dagster import (
     build_input_context,
     build_output_context,
 )
+from stored_points import every_point
 
 from dagster_qdrant.spark.datasource import QdrantDataSource
 from dagster_qdrant.errors import QdrantError
@@ -30,17 +31,6 @@ from dagster_qdrant.dagster_io.resources import QdrantResource, QdrantWriteConfi
 
 SCHEMA = "id long, text string, topic string, vector array<float>"
 LETTERS = StaticPartitionsDefinition(["a", "b", "c"])
-
-
-@pytest.fixture(scope="module")
-def vcr_cassette_dir() -> str:
-    return str(Path(__file__).parent / "cassettes" / "test_io_manager")
-
-
-@pytest.fixture(scope="module")
-def vcr_config() -> dict[str, Any]:
-    # The server's port changes from run to run: requests match on what they ask, not where they go.
-    return {"match_on": ["method", "path", "query", "body"], "filter_headers": ["api-key", "authorization"]}
 
 
 @pytest.fixture
@@ -466,24 +456,12 @@ def test_concurrent_materializations_leave_exactly_one_version(
             serving = alias_target(http, collection_name)
             assert _versions(http, collection_name) == [serving], "exactly one version remains"
             assert serving in [outcome["collection"] for outcome in outcomes], "a run served what it wrote"
-            texts = {point["text"] for point in payloads_all(http, collection_name)}
+            texts = {point["payload"]["text"] for point in every_point(http, collection_name, with_vector=False)}
             assert len(texts) == 1 and http.count(collection_name) == 3000, "one run's points, whole"
     finally:
         for process in processes:
             process.kill()
             process.wait()
-
-
-def payloads_all(http: Any, collection: str) -> list[dict[str, Any]]:
-    found, offset = [], None
-    while True:
-        body: dict[str, Any] = {"limit": 1000, "with_payload": True}
-        if offset is not None:
-            body["offset"] = offset
-        points, offset = http.scroll(collection, body)
-        found.extend(point["payload"] for point in points)
-        if offset is None:
-            return found
 
 
 def test_a_killed_materialization_keeps_the_old_version_and_the_next_run_sweeps_its_leftover(

@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from dagster_qdrant import http as qdrant_http
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions, build_qdrant_write_config
 from dagster_qdrant.points.without_spark import read_qdrant_points, write_qdrant_points
@@ -79,10 +78,8 @@ def spec() -> Spec:
 @pytest.fixture
 def recorder(qdrant_url: str) -> Iterator[FaultProxy]:
     """A proxy that forwards everything honestly and keeps every request with its body."""
-    qdrant_http._sessions.clear()
     with FaultProxy(qdrant_url, keep_bodies=True) as proxy:
         yield proxy
-    qdrant_http._sessions.clear()
 
 
 def problems_of(spec: Spec, seen: SeenRequest) -> list[str]:

@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 import pytest
 
-from dagster_qdrant import http as qdrant_http
 from dagster_qdrant.errors import QdrantError, QdrantWriteError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions, ReadOptions, WriteOptions, build_qdrant_config, build_qdrant_write_config
@@ -105,13 +104,6 @@ def echo_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sessions() -> Iterator[None]:
-    qdrant_http._sessions.clear()
-    yield
-    qdrant_http._sessions.clear()
 
 
 def full_text(error: BaseException) -> str:

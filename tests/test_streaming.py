@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from spark_cluster import run_program, start_program, stop_process_group, tail
+from stored_points import every_point
 from waiting import wait_until
 
 from dagster_qdrant.errors import QdrantConfigError
@@ -61,17 +62,7 @@ def sink_options(url: str, api_key: str | None, collection: str, id_field: str |
 
 def all_points(url: str, api_key: str | None, collection: str) -> list[dict[str, Any]]:
     """Every point, read straight from Qdrant (not through the data source under test)."""
-    http = QdrantHttp(ConnectionOptions(endpoint=url, api_key=api_key))
-    points: list[dict[str, Any]] = []
-    offset = None
-    while True:
-        body: dict[str, Any] = {"limit": 256, "with_payload": True, "with_vector": True}
-        if offset is not None:
-            body["offset"] = offset
-        page, offset = http.scroll(collection, body)
-        points.extend(page)
-        if offset is None:
-            return points
+    return every_point(QdrantHttp(ConnectionOptions(endpoint=url, api_key=api_key)), collection)
 
 
 def assert_each_row_once(points: list[dict[str, Any]], files: int, id_field: str | None) -> None:

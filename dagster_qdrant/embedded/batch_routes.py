@@ -11,12 +11,14 @@ import qdrant_edge as edge
 
 from dagster_qdrant.embedded import point_routes
 from dagster_qdrant.embedded.errors import bad_json, bad_request
-from dagster_qdrant.embedded.filters import parse_filter, parse_limit, parse_point_id, parse_point_ids
+from dagster_qdrant.embedded.filters import parse_filter
 from dagster_qdrant.embedded.points import parse_vector
+from dagster_qdrant.embedded.request import Request
+from dagster_qdrant.embedded.request_fields import parse_limit, parse_point_id, parse_point_ids
 from dagster_qdrant.embedded.vector_schema import check_vector_struct, vector_specs
 
 
-def update_vectors(request: Any) -> Any:
+def update_vectors(request: Request) -> Any:
     collection = request.store.resolve(request.path_parameters["collection"])
     body = request.body if isinstance(request.body, dict) else {}
     points = body.get("points")
@@ -37,7 +39,7 @@ def update_vectors(request: Any) -> Any:
     return point_routes.update_result(request, collection.update(operation))
 
 
-def delete_vectors(request: Any) -> Any:
+def delete_vectors(request: Request) -> Any:
     collection = request.store.resolve(request.path_parameters["collection"])
     body = request.body if isinstance(request.body, dict) else {}
     names = body.get("vector")
@@ -52,7 +54,7 @@ def delete_vectors(request: Any) -> Any:
     return point_routes.update_result(request, collection.update(operation))
 
 
-def facet(request: Any) -> Any:
+def facet(request: Request) -> Any:
     collection = request.store.resolve(request.path_parameters["collection"])
     body = request.body if isinstance(request.body, dict) else {}
     key = body.get("key")
@@ -80,7 +82,7 @@ _BATCH_OPERATIONS = {
 }
 
 
-def batch(request: Any) -> Any:
+def batch(request: Request) -> Any:
     """Apply operations in order; each answers like its own endpoint. A failing one stops the rest."""
     body = request.body if isinstance(request.body, dict) else {}
     operations = body.get("operations")

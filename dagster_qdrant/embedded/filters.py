@@ -1,88 +1,22 @@
-"""Translate Qdrant's JSON request pieces (filters, ids, payload and vector selectors) into Qdrant Edge objects.
+"""Translate Qdrant's JSON filters into Qdrant Edge `Filter`s.
 
-The shapes are the ones in Qdrant's OpenAPI spec (`Filter`, `Condition`, `ExtendedPointId`,
-`WithPayloadInterface`, `WithVector`). Clients often send explicit `null` for absent fields, so `None`
-always means "not given".
+The shapes are the ones in Qdrant's OpenAPI spec (`Filter`, `Condition` and the conditions it names);
+`has_id` takes point ids as `request_fields.parse_point_ids` parses them. Clients often send explicit
+`null` for absent fields, so `None` always means "not given".
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import numpy as np
 import qdrant_edge as edge
 
-from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid
+from dagster_qdrant.embedded.errors import bad_json, invalid
+from dagster_qdrant.embedded.request_fields import parse_point_ids
 
-MAX_POINT_ID = 2**64 - 1
 INT64_RANGE = range(-(2**63), 2**63)  # Qdrant's `IntPayloadType` (i64)
 _FILTER_KEYS = ("must", "should", "must_not", "min_should")
-
-
-def parse_point_id(value: Any) -> int | str:
-    """An unsigned 64-bit integer or a UUID (any spelling), returned as int or lowercase hyphenated UUID."""
-    if type(value) is int:
-        if 0 <= value <= MAX_POINT_ID:
-            return value
-        raise bad_request(f"point id {value} is out of range: ids are unsigned 64-bit integers or UUIDs")
-    if isinstance(value, str):
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            raise bad_request(
-                f"Unable to parse UUID: {value}: point ids are unsigned integers or UUID strings"
-            ) from None
-    raise bad_request(f"point id {value!r} is not an unsigned integer or a UUID string")
-
-
-def parse_point_ids(values: Any) -> list[int | str]:
-    """A list of point ids (see `parse_point_id`)."""
-    if not isinstance(values, list):
-        raise bad_json(f"expected a list of point ids, got {type(values).__name__}")
-    return [parse_point_id(value) for value in values]
-
-
-def id_to_json(point_id: Any) -> int | str:
-    """Edge returns ints and `uuid.UUID`s; JSON wants ints and lowercase hyphenated strings."""
-    return point_id if type(point_id) is int else str(point_id)
-
-
-def parse_with_payload(value: Any, default: bool) -> Any:
-    """`true`/`false`, a list of keys, or `{"include": [...]}` / `{"exclude": [...]}`."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, list):
-        return edge.PayloadSelector.Include([str(key) for key in value])
-    if isinstance(value, dict):
-        if value.get("include") is not None:
-            return edge.PayloadSelector.Include(_string_list(value["include"], "with_payload.include"))
-        if value.get("exclude") is not None:
-            return edge.PayloadSelector.Exclude(_string_list(value["exclude"], "with_payload.exclude"))
-    raise bad_json(f"with_payload must be a bool, a list of keys or {{include|exclude: [...]}}, got {value!r}")
-
-
-def parse_with_vector(value: Any, default: bool) -> Any:
-    """`true`/`false` or a list of vector names."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, list):
-        return _string_list(value, "with_vector")
-    if isinstance(value, str):
-        return [value]
-    raise bad_json(f"with_vector must be a bool or a list of vector names, got {value!r}")
-
-
-def _string_list(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise bad_json(f"{where} must be a list of strings, got {value!r}")
-    return value
 
 
 def parse_filter(value: Any) -> edge.Filter | None:
@@ -299,14 +233,3 @@ def _geo_point(value: Any) -> edge.GeoPoint:
 def _geo_line(value: Any) -> list[edge.GeoPoint]:
     points = value["points"] if isinstance(value, dict) else value
     return [_geo_point(point) for point in points]
-
-
-def parse_limit(value: Any, default: int) -> int:
-    """A `limit`: a positive integer (422 otherwise, as Qdrant validates it)."""
-    if value is None:
-        return default
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise bad_json(f"limit must be an integer, got {value!r}")
-    if value < 1:
-        raise invalid(f"limit: value {value} invalid, must be 1 or larger")
-    return value

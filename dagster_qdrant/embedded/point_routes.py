@@ -13,16 +13,17 @@ import qdrant_edge as edge
 
 from dagster_qdrant.embedded import query_routes
 from dagster_qdrant.embedded.errors import bad_json, bad_request, not_found
-from dagster_qdrant.embedded.filters import (
-    parse_filter,
+from dagster_qdrant.embedded.filters import parse_filter
+from dagster_qdrant.embedded.payload_index import parse_field_schema
+from dagster_qdrant.embedded.points import parse_upsert
+from dagster_qdrant.embedded.request import Request
+from dagster_qdrant.embedded.request_fields import (
     parse_limit,
     parse_point_id,
     parse_point_ids,
     parse_with_payload,
     parse_with_vector,
 )
-from dagster_qdrant.embedded.payload_index import parse_field_schema
-from dagster_qdrant.embedded.points import parse_upsert
 from dagster_qdrant.embedded.responses import records_to_json
 from dagster_qdrant.embedded.store import Collection
 from dagster_qdrant.embedded.vector_schema import vector_specs
@@ -30,11 +31,11 @@ from dagster_qdrant.embedded.vector_schema import vector_specs
 UPSERT_CHUNK = 1000  # the engine applies many mid-sized operations faster than one huge one
 
 
-def _collection(request: Any) -> Collection:
+def _collection(request: Request) -> Collection:
     return request.store.resolve(request.path_parameters["collection"])
 
 
-def _body(request: Any) -> dict[str, Any]:
+def _body(request: Request) -> dict[str, Any]:
     body = request.body
     if body is None:
         return {}
@@ -43,12 +44,12 @@ def _body(request: Any) -> dict[str, Any]:
     return body
 
 
-def update_result(request: Any, operation_id: int) -> dict[str, Any]:
+def update_result(request: Request, operation_id: int) -> dict[str, Any]:
     wait = request.query.get("wait", "false").lower() in ("true", "1", "yes")
     return {"operation_id": operation_id, "status": "completed" if wait else "acknowledged"}
 
 
-def upsert(request: Any) -> Any:
+def upsert(request: Request) -> Any:
     """Check every point first (nothing is written when one is bad), then apply in chunks."""
     collection = _collection(request)
     body = _body(request)
@@ -61,7 +62,7 @@ def upsert(request: Any) -> Any:
     return update_result(request, operation_id)
 
 
-def retrieve(request: Any) -> Any:
+def retrieve(request: Request) -> Any:
     collection = _collection(request)
     body = _body(request)
     if body.get("ids") is None:
@@ -76,7 +77,7 @@ def retrieve(request: Any) -> Any:
     return records_to_json(records)
 
 
-def get_point(request: Any) -> Any:
+def get_point(request: Request) -> Any:
     collection = _collection(request)
     raw = request.path_parameters["point_id"]
     point_id = parse_point_id(int(raw) if raw.isdigit() else raw)
@@ -86,7 +87,7 @@ def get_point(request: Any) -> Any:
     return records_to_json(records)[0]
 
 
-def scroll(request: Any) -> Any:
+def scroll(request: Request) -> Any:
     collection = _collection(request)
     body = _body(request)
     limit = parse_limit(body.get("limit"), 10)
@@ -117,7 +118,7 @@ def _id_json(point_id: Any) -> Any:
     return point_id if type(point_id) is int else str(point_id)
 
 
-def count(request: Any) -> Any:
+def count(request: Request) -> Any:
     collection = _collection(request)
     body = _body(request)
     exact = body.get("exact")
@@ -134,7 +135,7 @@ def _selector(body: dict[str, Any], what: str) -> tuple[list[Any] | None, edge.F
     raise bad_json(f"{what} needs `points` (a list of ids) or `filter`")
 
 
-def delete_points(request: Any) -> Any:
+def delete_points(request: Request) -> Any:
     collection = _collection(request)
     ids, points_filter = _selector(_body(request), "delete")
     operation = (
@@ -145,7 +146,7 @@ def delete_points(request: Any) -> Any:
     return update_result(request, collection.update(operation))
 
 
-def _payload_update(request: Any, overwrite: bool) -> Any:
+def _payload_update(request: Request, overwrite: bool) -> Any:
     collection = _collection(request)
     body = _body(request)
     payload = body.get("payload")
@@ -168,15 +169,15 @@ def _payload_update(request: Any, overwrite: bool) -> Any:
     return update_result(request, collection.update(operation))
 
 
-def set_payload(request: Any) -> Any:
+def set_payload(request: Request) -> Any:
     return _payload_update(request, overwrite=False)
 
 
-def overwrite_payload(request: Any) -> Any:
+def overwrite_payload(request: Request) -> Any:
     return _payload_update(request, overwrite=True)
 
 
-def delete_payload(request: Any) -> Any:
+def delete_payload(request: Request) -> Any:
     collection = _collection(request)
     body = _body(request)
     keys = body.get("keys")
@@ -191,7 +192,7 @@ def delete_payload(request: Any) -> Any:
     return update_result(request, collection.update(operation))
 
 
-def clear_payload(request: Any) -> Any:
+def clear_payload(request: Request) -> Any:
     collection = _collection(request)
     ids, points_filter = _selector(_body(request), "clear payload")
     operation = (
@@ -202,7 +203,7 @@ def clear_payload(request: Any) -> Any:
     return update_result(request, collection.update(operation))
 
 
-def create_index(request: Any) -> Any:
+def create_index(request: Request) -> Any:
     collection = _collection(request)
     body = _body(request)
     field_name = body.get("field_name")
@@ -214,7 +215,7 @@ def create_index(request: Any) -> Any:
     return update_result(request, collection.update(operation))
 
 
-def delete_index(request: Any) -> Any:
+def delete_index(request: Request) -> Any:
     collection = _collection(request)
     operation = edge.UpdateOperation.delete_field_index(request.path_parameters["field"])
     return update_result(request, collection.update(operation))

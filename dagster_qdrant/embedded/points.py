@@ -15,7 +15,7 @@ from typing import Any
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded.errors import bad_json, bad_request
-from dagster_qdrant.embedded.filters import parse_point_id
+from dagster_qdrant.embedded.request_fields import parse_point_id
 from dagster_qdrant.embedded.vector_schema import VectorSpec, check_column, check_vector_struct
 
 

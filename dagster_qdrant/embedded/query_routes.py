@@ -9,14 +9,10 @@ from typing import Any
 import qdrant_edge as edge
 
 from dagster_qdrant.embedded.errors import ApiError, bad_json, bad_request, not_found
-from dagster_qdrant.embedded.filters import (
-    parse_filter,
-    parse_limit,
-    parse_point_id,
-    parse_with_payload,
-    parse_with_vector,
-)
+from dagster_qdrant.embedded.filters import parse_filter
 from dagster_qdrant.embedded.points import sparse_vector
+from dagster_qdrant.embedded.request import Request
+from dagster_qdrant.embedded.request_fields import parse_limit, parse_point_id, parse_with_payload, parse_with_vector
 from dagster_qdrant.embedded.responses import scored_to_json, vector_to_json
 
 DEFAULT_RRF_K = 2
@@ -282,12 +278,12 @@ def _run_query(collection: Any, body: Any, store: Any = None) -> dict[str, Any]:
     return {"points": points}
 
 
-def query(request: Any) -> Any:
+def query(request: Request) -> Any:
     collection = request.store.resolve(request.path_parameters["collection"])
     return _run_query(collection, request.body, request.store)
 
 
-def query_batch(request: Any) -> Any:
+def query_batch(request: Request) -> Any:
     collection = request.store.resolve(request.path_parameters["collection"])
     body = request.body if isinstance(request.body, dict) else {}
     searches = body.get("searches")
@@ -296,7 +292,7 @@ def query_batch(request: Any) -> Any:
     return [_run_query(collection, search, request.store) for search in searches]
 
 
-def search(request: Any) -> Any:
+def search(request: Request) -> Any:
     """Legacy `SearchRequest`: `vector` is a list or `{"name", "vector"}`; the result is a bare list."""
     collection = request.store.resolve(request.path_parameters["collection"])
     body = request.body if isinstance(request.body, dict) else {}

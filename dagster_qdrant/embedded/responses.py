@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as edge
 
-from dagster_qdrant.embedded.filters import id_to_json
+from dagster_qdrant.embedded.request_fields import id_to_json
 
 
 def records_to_json(records: Iterable[Any]) -> list[dict[str, Any]]:

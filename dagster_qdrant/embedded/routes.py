@@ -8,29 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dagster_qdrant.embedded import batch_routes, point_routes
 from dagster_qdrant.embedded.config import collection_info
 from dagster_qdrant.embedded.errors import ApiError, bad_json, invalid_in
-from dagster_qdrant.embedded.store import MAX_NAME_LENGTH, Store
+from dagster_qdrant.embedded.request import Request
+from dagster_qdrant.embedded.store import MAX_NAME_LENGTH
 
 QDRANT_TITLE = "qdrant - vector search engine"
 QDRANT_VERSION = "1.19.0"
 # The commit of the Qdrant 1.19.0 release, whose REST API this server speaks; `GET /` reports it as Qdrant does.
 QDRANT_COMMIT = "74f3e85b9473c62560006c043e13737ce6b48412"
-
-
-@dataclass
-class Request:
-    """What a handler needs: the store, path parameters, query parameters and the parsed JSON body."""
-
-    store: Store
-    path_parameters: dict[str, str]
-    query: dict[str, str]
-    body: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -28,7 +28,8 @@ import orjson
 
 from dagster_qdrant.embedded import body as request_body
 from dagster_qdrant.embedded.errors import ApiError
-from dagster_qdrant.embedded.routes import BareJson, PlainText, Request, match_route
+from dagster_qdrant.embedded.request import Request
+from dagster_qdrant.embedded.routes import BareJson, PlainText, match_route
 from dagster_qdrant.embedded.store import Store, write_json_atomically
 
 LOG = logging.getLogger("dagster_qdrant.embedded")

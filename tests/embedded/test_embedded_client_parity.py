@@ -14,11 +14,6 @@ from qdrant_client import QdrantClient, models
 DIMENSION = 8
 
 
-@pytest.fixture(scope="module")
-def embedded(qdrant_url: str, qdrant_api_key: str | None) -> QdrantClient:
-    return QdrantClient(url=qdrant_url, api_key=qdrant_api_key, prefer_grpc=False, timeout=30)
-
-
 @pytest.fixture
 def both(embedded: QdrantClient, collection_name: str) -> Callable[[Callable[[QdrantClient, str], Any]], tuple[Any, Any]]:
     """Run one scenario on the embedded server and on a fresh local-mode client; return both results."""

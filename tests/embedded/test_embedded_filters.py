@@ -16,11 +16,6 @@ POINTS = 400
 CANDIDATES: list[Any] = [True, False, 1, 0, "true", None, [True, 1], [False], [0, 1], []]
 
 
-@pytest.fixture(scope="module")
-def embedded(qdrant_url: str, qdrant_api_key: str | None) -> QdrantClient:
-    return QdrantClient(url=qdrant_url, api_key=qdrant_api_key, prefer_grpc=False, timeout=30)
-
-
 def _matches(stored: Any, wanted: Any) -> bool:
     """Qdrant's rule from the input values: some stored value (or list element) of the same type is equal."""
     values = stored if isinstance(stored, list) else [stored]

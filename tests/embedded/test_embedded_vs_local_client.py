@@ -392,11 +392,6 @@ class Pair:
         self.local.close()
 
 
-@pytest.fixture(scope="module")
-def embedded(qdrant_url: str, qdrant_api_key: str | None) -> QdrantClient:
-    return QdrantClient(url=qdrant_url, api_key=qdrant_api_key, prefer_grpc=False, timeout=60)
-
-
 def _pair(embedded: QdrantClient, name: str, generator: Generator, indexes: dict[str, Any]) -> Pair:
     ids = generator.point_ids(POINTS)
     points = [models.PointStruct(id=point_id, vector=[1.0, 0.5], payload=generator.payload()) for point_id in ids]

@@ -1,4 +1,4 @@
-"""The embedded server's request parsing (dagster_qdrant/embedded/filters.py), called in-process.
+"""The embedded server's request parsing (dagster_qdrant/embedded/filters.py and request_fields.py), called in-process.
 
 The HTTP-level tests in this folder drive the same code inside the server's own process; these call the
 parsers directly, so that a changed line shows here (mutation testing runs them; README "Mutation
@@ -22,7 +22,7 @@ import qdrant_edge as edge
 from qdrant_client import QdrantClient, models
 from test_embedded_vs_local_client import Generator
 
-from dagster_qdrant.embedded import filters
+from dagster_qdrant.embedded import filters, request_fields
 from dagster_qdrant.embedded.errors import ApiError
 from dagster_qdrant.embedded.store import Collection, Store
 
@@ -227,41 +227,41 @@ def test_min_should_at_the_spec_minimum_and_slices_at_their_bounds_are_accepted(
 def test_point_ids_are_unsigned_64_bit_integers_or_uuids_in_any_spelling() -> None:
     rng = random.Random(SEED)
     for value in [0, 1, 2**64 - 1, *(rng.randrange(2**64) for _ in range(50))]:
-        assert filters.parse_point_id(value) == value
+        assert request_fields.parse_point_id(value) == value
     for _ in range(50):
         point = uuid.UUID(int=rng.getrandbits(128))
         for spelling in (str(point), str(point).upper(), point.hex, f"{{{point}}}", point.urn):
-            assert filters.parse_point_id(spelling) == str(point)
-    _refused(lambda: filters.parse_point_id(2**64), 400, "point id 18446744073709551616 is out of range")
-    _refused(lambda: filters.parse_point_id(-1), 400, "point id -1 is out of range")
-    _refused(lambda: filters.parse_point_id("nope"), 400, "Unable to parse UUID: nope")
+            assert request_fields.parse_point_id(spelling) == str(point)
+    _refused(lambda: request_fields.parse_point_id(2**64), 400, "point id 18446744073709551616 is out of range")
+    _refused(lambda: request_fields.parse_point_id(-1), 400, "point id -1 is out of range")
+    _refused(lambda: request_fields.parse_point_id("nope"), 400, "Unable to parse UUID: nope")
     for value in (True, 1.0, None, [1]):
-        _refused(lambda: filters.parse_point_id(value), 400, f"point id {value!r} is not an unsigned integer")
-    assert filters.parse_point_ids([3, str(point).upper()]) == [3, str(point)]
-    _refused(lambda: filters.parse_point_ids((1, 2)), 400, "expected a list of point ids, got tuple")
+        _refused(lambda: request_fields.parse_point_id(value), 400, f"point id {value!r} is not an unsigned integer")
+    assert request_fields.parse_point_ids([3, str(point).upper()]) == [3, str(point)]
+    _refused(lambda: request_fields.parse_point_ids((1, 2)), 400, "expected a list of point ids, got tuple")
 
 
 def test_ids_go_back_to_json_as_ints_and_lowercase_uuids() -> None:
     point = uuid.UUID(int=2**100 + 7)
-    assert filters.id_to_json(point) == str(point) and filters.id_to_json(5) == 5
-    assert type(filters.id_to_json(point)) is str
+    assert request_fields.id_to_json(point) == str(point) and request_fields.id_to_json(5) == 5
+    assert type(request_fields.id_to_json(point)) is str
 
 
 def test_payload_and_vector_selectors_follow_the_spec_shapes() -> None:
     for default in (True, False):
-        assert filters.parse_with_payload(None, default) is default
-        assert filters.parse_with_vector(None, default) is default
+        assert request_fields.parse_with_payload(None, default) is default
+        assert request_fields.parse_with_vector(None, default) is default
     for flag in (True, False):
-        assert filters.parse_with_payload(flag, not flag) is flag
-        assert filters.parse_with_vector(flag, not flag) is flag
-    assert filters.parse_with_vector(["dense", "sparse"], False) == ["dense", "sparse"]
-    assert filters.parse_with_vector("dense", False) == ["dense"]
-    _refused(lambda: filters.parse_with_payload({"include": [1]}, True), 400, "with_payload.include must be a list of strings")
-    _refused(lambda: filters.parse_with_payload({"exclude": 1}, True), 400, "with_payload.exclude must be a list of strings")
-    _refused(lambda: filters.parse_with_payload({}, True), 400, "with_payload must be a bool")
-    _refused(lambda: filters.parse_with_payload(1, True), 400, "with_payload must be a bool")
-    _refused(lambda: filters.parse_with_vector([1], True), 400, "with_vector must be a list of strings")
-    _refused(lambda: filters.parse_with_vector(1, True), 400, "with_vector must be a bool or a list of vector names")
+        assert request_fields.parse_with_payload(flag, not flag) is flag
+        assert request_fields.parse_with_vector(flag, not flag) is flag
+    assert request_fields.parse_with_vector(["dense", "sparse"], False) == ["dense", "sparse"]
+    assert request_fields.parse_with_vector("dense", False) == ["dense"]
+    _refused(lambda: request_fields.parse_with_payload({"include": [1]}, True), 400, "with_payload.include must be a list of strings")
+    _refused(lambda: request_fields.parse_with_payload({"exclude": 1}, True), 400, "with_payload.exclude must be a list of strings")
+    _refused(lambda: request_fields.parse_with_payload({}, True), 400, "with_payload must be a bool")
+    _refused(lambda: request_fields.parse_with_payload(1, True), 400, "with_payload must be a bool")
+    _refused(lambda: request_fields.parse_with_vector([1], True), 400, "with_vector must be a list of strings")
+    _refused(lambda: request_fields.parse_with_vector(1, True), 400, "with_vector must be a bool or a list of vector names")
 
 
 def test_payload_selectors_return_the_keys_local_mode_returns(shards: Shards) -> None:
@@ -276,16 +276,16 @@ def test_payload_selectors_return_the_keys_local_mode_returns(shards: Shards) ->
         (False, False),
     ]
     for selector, reference in selectors:
-        records = shards.collection.read("retrieve", first, filters.parse_with_payload(selector, True), False)
+        records = shards.collection.read("retrieve", first, request_fields.parse_with_payload(selector, True), False)
         expected = shards.local.retrieve("c", first, with_payload=reference)
         assert {str(r.id): r.payload or {} for r in records} == {str(r.id): r.payload or {} for r in expected}, selector
 
 
 def test_limit_is_a_positive_integer() -> None:
-    assert filters.parse_limit(None, 10) == 10 and filters.parse_limit(1, 10) == 1 and filters.parse_limit(7, 10) == 7
-    _refused(lambda: filters.parse_limit(0, 10), 422, "Validation error in JSON body: [limit: value 0 invalid, must be 1 or larger]")
-    _refused(lambda: filters.parse_limit(True, 10), 400, "limit must be an integer, got True")
-    _refused(lambda: filters.parse_limit(2.0, 10), 400, "limit must be an integer, got 2.0")
+    assert request_fields.parse_limit(None, 10) == 10 and request_fields.parse_limit(1, 10) == 1 and request_fields.parse_limit(7, 10) == 7
+    _refused(lambda: request_fields.parse_limit(0, 10), 422, "Validation error in JSON body: [limit: value 0 invalid, must be 1 or larger]")
+    _refused(lambda: request_fields.parse_limit(True, 10), 400, "limit must be an integer, got True")
+    _refused(lambda: request_fields.parse_limit(2.0, 10), 400, "limit must be an integer, got 2.0")
 
 
 def test_match_value_passes_booleans_as_numpy_bools_and_keeps_strings_and_integers() -> None:
