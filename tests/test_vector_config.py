@@ -165,7 +165,6 @@ def test_an_info_without_config_reads_as_unknown_not_as_no_vectors() -> None:
     assert configured_vectors({}) == ({}, set())
 
 
-@pytest.mark.xfail(strict=True, reason="the embedded server reads a map with a key 'size' or 'distance' as one VectorParams")
 @pytest.mark.parametrize("vector_name", ["size", "distance"])
 def test_the_embedded_server_accepts_named_vectors_called_like_vector_params_fields(
     http: QdrantHttp, vector_name: str

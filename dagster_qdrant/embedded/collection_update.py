@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from dagster_qdrant.embedded.config import with_aliases
-from dagster_qdrant.embedded.engine_settings import check_hnsw, check_quantization, without_nulls
+from dagster_qdrant.embedded.engine_settings import check_hnsw, check_quantization, named_vectors, without_nulls
 from dagster_qdrant.embedded.errors import ApiError, bad_json, bad_request, invalid
 
 _BODY_KEYS = (
@@ -60,7 +60,7 @@ def _update_vectors(params: dict[str, Any], diff: Any) -> None:
     if not isinstance(diff, dict):
         raise bad_json("`vectors` must be an object of vector name -> {hnsw_config, quantization_config, on_disk}")
     vectors = params["vectors"]
-    named = {"": vectors} if "size" in vectors else vectors
+    named = named_vectors(vectors)
     for name, change in diff.items():
         if name not in named:
             raise bad_request(f"Not existing vector name error: {name}")

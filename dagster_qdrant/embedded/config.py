@@ -17,6 +17,8 @@ from dagster_qdrant.embedded.engine_settings import (
     config_warnings,
     edge_hnsw,
     edge_quantization,
+    is_single_vector,
+    named_vectors,
 )
 from dagster_qdrant.embedded.errors import bad_json, bad_request, invalid
 from dagster_qdrant.embedded.payload_index import index_info_json
@@ -61,7 +63,7 @@ def normalize_create_body(body: Any) -> dict[str, Any]:
     vectors = body.get("vectors")
     if vectors is None:
         normalized_vectors: Any = {}
-    elif isinstance(vectors, dict) and ("size" in vectors or "distance" in vectors):
+    elif is_single_vector(vectors):
         normalized_vectors = _vector_params(vectors, "vectors")
     elif isinstance(vectors, dict):
         normalized_vectors = {name: _vector_params(params, f"vectors.{name}") for name, params in vectors.items()}
@@ -133,7 +135,7 @@ def _check_vector_names(dense: dict[str, Any], sparse: dict[str, Any]) -> None:
     """Dense and sparse vectors share one namespace (Qdrant refuses a name used by both)."""
     if "" in sparse:
         raise bad_request("Sparse vector name cannot be empty")
-    dense_names = [""] if "size" in dense else list(dense)
+    dense_names = list(named_vectors(dense))
     duplicate = next((name for name in dense_names if name in sparse), None)
     if duplicate is not None:
         raise bad_request(f"Dense and sparse vector names must be unique - duplicate found with '{duplicate}'")
@@ -183,7 +185,7 @@ def edge_config(rest_config: dict[str, Any]) -> edge.EdgeConfig:
     params = rest_config["params"]
     vectors = params["vectors"]
     hnsw = rest_config["hnsw_config"]
-    if "size" in vectors:
+    if is_single_vector(vectors):
         dense: Any = _edge_vector(vectors, hnsw)
     else:
         dense = {name: _edge_vector(value, hnsw) for name, value in vectors.items()}

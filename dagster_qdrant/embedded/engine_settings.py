@@ -49,6 +49,23 @@ _QUANTIZATION_FIELDS = {
 }
 HNSW_FIELDS = ("m", "ef_construct", "full_scan_threshold", "max_indexing_threads", "on_disk", "payload_m", "inline_storage")
 
+def is_single_vector(vectors: Any) -> bool:
+    """Whether a REST ``vectors`` config is one unnamed ``VectorParams`` rather than a map of names.
+
+    Qdrant's ``VectorsConfig`` is an untagged enum tried in order: ``VectorParams`` first, which needs an
+    integer ``size``; anything else is a map of vector name -> params. So ``{"size": {...}}`` is one vector
+    named ``size``, never an unnamed vector."""
+    if not isinstance(vectors, dict):
+        return False
+    size = vectors.get("size")
+    return isinstance(size, int) and not isinstance(size, bool)
+
+
+def named_vectors(vectors: Any) -> dict[str, Any]:
+    """Vector name -> params of a REST ``vectors`` config; the unnamed vector is called ``""``."""
+    return {"": vectors} if is_single_vector(vectors) else vectors
+
+
 
 def without_nulls(value: Any) -> Any:
     """JSON with null members dropped at every level (Qdrant leaves unset options out of its answers)."""
@@ -154,7 +171,7 @@ def config_warnings(rest_config: dict[str, Any]) -> list[dict[str, str]]:
     """Qdrant's `CollectionWarning`s for settings it ignores (inline HNSW storage without quantization or
     with multivectors), in Qdrant's words."""
     vectors = rest_config["params"]["vectors"]
-    named = {"": vectors} if "size" in vectors else vectors
+    named = named_vectors(vectors)
     warnings = []
     for name, params in named.items():
         hnsw = {**rest_config["hnsw_config"], **(params.get("hnsw_config") or {})}

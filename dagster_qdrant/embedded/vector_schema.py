@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+from dagster_qdrant.embedded.engine_settings import named_vectors
 from dagster_qdrant.embedded.errors import bad_request, invalid
 
 DENSE, MULTI, SPARSE = "dense", "multi", "sparse"
@@ -33,7 +34,7 @@ class VectorSpec:
 def vector_specs(params: dict[str, Any]) -> dict[str, VectorSpec]:
     """Vector name -> spec from a collection's REST `params`; the unnamed vector is called ""."""
     vectors = params.get("vectors") or {}
-    dense = {"": vectors} if "size" in vectors else vectors
+    dense = named_vectors(vectors)
     specs = {
         name: VectorSpec(MULTI if value.get("multivector_config") else DENSE, value["size"])
         for name, value in dense.items()
