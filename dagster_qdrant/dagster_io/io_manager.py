@@ -38,7 +38,9 @@ from pydantic import Field
 from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.spark_fuse_compat import unknown_option_error
 from dagster_qdrant.errors import QdrantConfigError, QdrantError
-from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions
+from dagster_qdrant.option_parsers import optional_columns
+from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
+from dagster_qdrant.spark.schema import VECTOR_COLUMN
 from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 
 VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
@@ -97,7 +99,9 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         _registered(obj.sparkSession)
         connection = self._connection()
         name = self.collection_name(context)
-        write_options = self._write_options(context.definition_metadata or {})
+        write_options = self._write_options(
+            name, context.definition_metadata or {}, partitioned=context.has_asset_partitions
+        )
         if context.has_asset_partitions:
             metadata = self._write_partition(context, connection, name, obj, write_options)
         else:
@@ -113,7 +117,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         connection: QdrantResource,
         alias: str,
         frame: Any,
-        write_options: dict[str, Any],
+        write_options: WriteOptions,
     ) -> dict[str, Any]:
         """Write a fresh version, move the alias to it in one request, drop the old version, sweep."""
         http = connection.http()
@@ -171,7 +175,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         connection: QdrantResource,
         collection: str,
         frame: Any,
-        write_options: dict[str, Any],
+        write_options: WriteOptions,
     ) -> dict[str, Any]:
         """Replace one partition: delete its points by filter, then upsert the new ones."""
         partition_key = _single_partition_key(context)
@@ -184,8 +188,6 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         from pyspark.sql import functions
 
         tagged = frame.withColumn(self.partition_field, functions.lit(partition_key))
-        if write_options.get("payload_fields") is not None:
-            write_options["payload_fields"] = [*write_options["payload_fields"], self.partition_field]
         http = connection.http()
         partition_filter = _partition_filter(self.partition_field, [partition_key])
         existed = http.collection_exists(collection)
@@ -216,11 +218,11 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         connection: QdrantResource,
         collection: str,
         frame: Any,
-        write_options: dict[str, Any],
+        write_options: WriteOptions,
         count_filter: Optional[dict[str, Any]] = None,
     ) -> float:
-        """Run the Spark write (creating the collection if needed); returns the seconds it took."""
-        options = connection.spark_write_options(collection, create_collection=True, **write_options)
+        """Run the Spark write into ``collection`` (created if needed); returns the seconds it took."""
+        options = write_options.spark_options(collection)
         started = time.monotonic()
         with _progress_logger(context, connection, collection, count_filter, self.progress_interval):
             frame.write.format(QDRANT_FORMAT).options(**options).mode("append").save()
@@ -254,15 +256,17 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         """
         return self._input_options(context, *self._input_source(context))
 
-    def _input_source(self, context: InputContext) -> tuple[str, Optional[list[str]], dict[str, Any]]:
-        """The collection an input reads, the columns it asks for, and the upstream asset's writer options."""
+    def _input_source(self, context: InputContext) -> tuple[str, Optional[list[str]], WriteOptions]:
+        """The collection an input reads, the columns it asks for, and the upstream asset's writer options
+        (which name the id and vector columns the read gives back)."""
         upstream = context.upstream_output
         upstream_metadata = (upstream.definition_metadata if upstream is not None else None) or {}
         columns = _plain((context.definition_metadata or {}).get("columns"))
-        return self.collection_name(context, upstream_metadata), columns, self._write_options(upstream_metadata)
+        name = self.collection_name(context, upstream_metadata)
+        return name, columns, self._write_options(name, upstream_metadata)
 
     def _input_options(
-        self, context: InputContext, name: str, columns: Optional[list[str]], write_options: dict[str, Any]
+        self, context: InputContext, name: str, columns: Optional[list[str]], write_options: WriteOptions
     ) -> dict[str, str]:
         read_options = self._read_options(context.definition_metadata or {})
         if context.has_asset_partitions:
@@ -270,7 +274,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
             read_options["filter"] = _all_of(read_options.get("filter"), partition_filter)
         if columns is not None:
             read_options.update(_projection(columns, write_options))
-        return self._connection().spark_read_options(name, **read_options)
+        return self._connection().read_options(name, **read_options).spark_options()
 
     # ------------------------------------------------------------------ helpers
 
@@ -296,12 +300,19 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
     def _connection(self) -> QdrantResource:
         return self.qdrant if self.qdrant is not None else QdrantResource()
 
-    def _write_options(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    def _write_options(self, collection: str, metadata: Mapping[str, Any], *, partitioned: bool = False) -> WriteOptions:
+        """The IO manager's write config with the asset's metadata over it, validated once.
+
+        A partitioned asset's points also carry the partition field, so a ``payload_fields`` list gets it.
+        """
         options = self.write.to_options()
         for key in options:
             if key in metadata:
                 options[key] = _plain(metadata[key])
-        return options
+        payload_fields = options.get("payload_fields")
+        if partitioned and payload_fields is not None:
+            options["payload_fields"] = [*optional_columns("payload_fields", payload_fields), self.partition_field]
+        return self._connection().write_options(collection, create_collection=True, **options)
 
     def _read_options(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """The IO manager's read config with the input's metadata over it: every reader option is honoured.
@@ -427,27 +438,22 @@ def _index_partition_field(context: OutputContext, http: Any, collection: str, f
         context.log.warning(f"No payload index on {field!r} in {collection!r}: {error}")
 
 
-def _projection(columns: Sequence[str], write_options: Mapping[str, Any]) -> dict[str, Any]:
+def _projection(columns: Sequence[str], write_options: WriteOptions) -> dict[str, Any]:
     """Ask the server only for the payload keys and vectors among the columns asked for."""
-    vector_columns = set(write_options.get("vector_fields") or {})
-    if write_options.get("vector_field") and not vector_columns:
-        vector_columns = {write_options["vector_field"]}
-    vector_columns |= set(write_options.get("sparse_vector_fields") or {})
-    payload = [c for c in columns if c not in vector_columns and c != write_options.get("id_field")]
+    vector_columns = set(write_options.dense_vector_columns()) | set(write_options.sparse_vector_fields)
+    payload = [c for c in columns if c not in write_options.excluded_from_payload()]
     return {
         "with_payload": payload if payload else False,
         "with_vectors": any(column in vector_columns for column in columns),
     }
 
 
-def _restore_column_names(frame: Any, write_options: Mapping[str, Any]) -> Any:
+def _restore_column_names(frame: Any, write_options: WriteOptions) -> Any:
     """The reader names columns after Qdrant (``id``, ``vector``, named vectors by their names): give back
     the column names the asset wrote them from."""
-    renames = {"id": write_options.get("id_field")}
-    named = {**(write_options.get("vector_fields") or {}), **(write_options.get("sparse_vector_fields") or {})}
-    if not write_options.get("vector_fields"):
-        renames["vector"] = write_options.get("vector_field")
-    renames.update({vector_name: column for column, vector_name in named.items()})
+    renames: dict[str, Optional[str]] = {"id": write_options.id_field}
+    named = {**write_options.dense_vector_columns(), **write_options.sparse_vector_fields}
+    renames.update({vector_name or VECTOR_COLUMN: column for column, vector_name in named.items()})
     for reader_name, asset_name in renames.items():
         if asset_name and asset_name != reader_name and reader_name in frame.columns:
             if asset_name not in frame.columns:
