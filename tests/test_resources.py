@@ -145,6 +145,24 @@ def test_option_configs_map_one_to_one_onto_reader_and_writer_options(
     # and the configs are accepted as they are
     build = build_qdrant_config if direction == "read" else build_qdrant_write_config
     assert build("http://h:6333", "c", **defaults)
+    # each field shows the option's own description and type (or the type Dagster can show for it)
+    declared = {item.name: item for item in options.declared()}
+    for field_name, config_field in config.model_fields.items():
+        option = declared[CONFIG_RENAMES.get(field_name, field_name)]
+        assert config_field.description.startswith(option.doc), field_name
+        shown = option.config_type if option.config_type is not None else option.type
+        assert config_field.annotation == shown, field_name
+
+
+def test_the_resource_takes_the_shared_connection_options_from_their_declarations() -> None:
+    declared = {item.name: item for item in ConnectionOptions.declared()}
+    for name in ("headers", "timeout", "max_retries", "backoff_factor"):
+        field = QdrantResource.model_fields[name]
+        assert field.description == declared[name].doc, name
+        assert field.get_default(call_default_factory=True) == declared[name].default, name
+    # the secret-bearing ones stay out of the resource's repr
+    shown = repr(QdrantResource(endpoint="http://h:6333", headers={"authorization": "Bearer s3cret"}))
+    assert "s3cret" not in shown
 
 
 def test_option_configs_are_documented() -> None:
