@@ -8,8 +8,15 @@ rejected the same way everywhere, and every rejection names the option, the valu
 The API key is never shown by ``repr``/``str`` of an options object or of a config dict. spark-fuse's
 call forms and option keys are mapped (or refused by name) in ``spark_fuse_compat.py``.
 
-Over 400 lines on purpose: every option of both directions is declared here once, with its default and
-parser, and everything else is derived from these declarations.
+Each option is declared once, as a field of its options class: ``limit: int | None = option(None,
+parse.optional_positive_int, "total cap on points read ...")`` gives its name, type, default, parser and
+description together. Everything else is derived from these declarations: validation (``__post_init__``,
+the one place an options object is validated), the unknown-key refusals and the Spark string form
+(``from_spark_options`` / ``spark_options``), the Dagster config classes (``dagster_io/resources.py``) and
+the README's option tables (``option_tables.py``).
+
+Over 400 lines on purpose: it holds every option of both directions with its description, next to the
+few rules that span several options.
 """
 
 from __future__ import annotations
