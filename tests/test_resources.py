@@ -218,3 +218,15 @@ def test_resource_works_inside_definitions(qdrant_url: str) -> None:
     defs = Definitions(assets=[server_version], resources={"qdrant": QdrantResource(endpoint=qdrant_url)})
     assert defs.resolve_implicit_global_asset_job_def().execute_in_process().success
     assert versions and versions[0] >= (1, 19, 0)
+
+
+@pytest.mark.parametrize("config", [QdrantReadConfig, QdrantWriteConfig, QdrantResource])
+def test_dagsters_config_schema_shows_every_field_typed_and_described(config: type) -> None:
+    """What the launchpad shows: Dagster's own schema of the class, a typed field per option with its text."""
+    fields = config.to_config_schema().as_field().config_type.fields
+    assert set(fields) == set(config.model_fields)
+    untyped = {"offset", "sample_size"}  # Dagster config has no int-or-str type: Any, checked by the parser
+    for name, dagster_field in fields.items():
+        assert dagster_field.description == config.model_fields[name].description, name
+        kind = dagster_field.config_type.key
+        assert (kind == "Noneable.Any") == (name in untyped), (name, kind)
