@@ -17,7 +17,9 @@ from typing import Any
 from dagster_qdrant.options import REQUIRED, ConnectionOptions, Option, ReadOptions, WriteOptions
 
 DIRECTIONS: dict[str, type[ConnectionOptions]] = {"reader": ReadOptions, "writer": WriteOptions}
-BEGIN = "<!-- {direction} options: generated from dagster_qdrant/options.py by python -m dagster_qdrant.option_tables -->"
+BEGIN = (
+    "<!-- {direction} options: generated from dagster_qdrant/options.py by python -m dagster_qdrant.option_tables -->"
+)
 END = "<!-- end of {direction} options -->"
 HEADER = "| option | default | meaning |\n|---|---|---|"
 _FIRST = ("endpoint", "collection")

@@ -300,7 +300,9 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
     def _connection(self) -> QdrantResource:
         return self.qdrant if self.qdrant is not None else QdrantResource()
 
-    def _write_options(self, collection: str, metadata: Mapping[str, Any], *, partitioned: bool = False) -> WriteOptions:
+    def _write_options(
+        self, collection: str, metadata: Mapping[str, Any], *, partitioned: bool = False
+    ) -> WriteOptions:
         """The IO manager's write config with the asset's metadata over it, validated once.
 
         A partitioned asset's points also carry the partition field, so a ``payload_fields`` list gets it.
