@@ -8,17 +8,25 @@ rejected the same way everywhere, and every rejection names the option, the valu
 The API key is never shown by ``repr``/``str`` of an options object or of a config dict. spark-fuse's
 call forms and option keys are mapped (or refused by name) in ``spark_fuse_compat.py``.
 
-Over 400 lines on purpose: every option of both directions is declared here once, with its default and
-parser, and everything else is derived from these declarations.
+Each option is declared once, as a field of its options class: ``limit: int | None = option(None,
+parse.optional_positive_int, "total cap on points read ...")`` gives its name, type, default, parser and
+description together. Everything else is derived from these declarations: validation (``__post_init__``,
+the one place an options object is validated), the unknown-key refusals and the Spark string form
+(``from_spark_options`` / ``spark_options``), the Dagster config classes (``dagster_io/resources.py``) and
+the README's option tables (``option_tables.py``).
+
+Over 400 lines on purpose: it holds every option of both directions with its description, next to the
+few rules that span several options.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from dagster_qdrant import spark_fuse_compat as compat
 from dagster_qdrant import option_parsers as parse
@@ -60,7 +68,7 @@ SCHEMA_MISMATCH_MODES = ("warn", "error")
 _SECRET_HEADERS = frozenset({"api-key", "authorization", "proxy-authorization", "cookie"})
 
 
-class QdrantConfig(dict):
+class QdrantOptionsDict(dict):
     """A plain JSON-able dict of options whose repr hides the API key and secret headers."""
 
     def __repr__(self) -> str:
@@ -81,44 +89,102 @@ def _masked(values: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+REQUIRED: Any = dataclasses.MISSING
+"""The default of an option that has none (``endpoint``, ``collection``)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """What one option is, beside its name and type: default, parser and description.
+
+    Declared once, as the dataclass field of the option (``limit: int | None = option(None, ...)``); the
+    Dagster config classes (``dagster_io/resources.py``), the Spark string form (``from_spark_options``,
+    ``spark_options``) and the README's option tables (``option_tables.py``) are derived from it.
+    """
+
+    default: Any
+    parse: Callable[[str, Any], Any]
+    doc: str
+    name: str = ""
+    type: Any = None
+    config_type: Any = None
+    """The type Dagster's config shows, where it cannot express ``type`` (it has no unions of scalars)."""
+    config_name: str | None = None
+    """The config field's name, where pydantic reserves the option's (``schema``)."""
+    shown_default: str | None = None
+    """The README's default cell, where the default is decided elsewhere (``num_partitions``)."""
+    secret: bool = False
+    """Its value may hold credentials: hidden from every repr."""
+
+    def dataclass_field(self) -> Any:
+        """The dataclass field declaring the option (a fresh dict per object for dict defaults)."""
+        if isinstance(self.default, dict):
+            return field(default_factory=dict, metadata={"option": self})
+        return field(default=self.default, metadata={"option": self})
+
+    def default_value(self) -> Any:
+        return dict(self.default) if isinstance(self.default, dict) else self.default
+
+
+def option(
+    default: Any,
+    parse: Callable[[str, Any], Any],
+    doc: str,
+    *,
+    config_type: Any = None,
+    config_name: str | None = None,
+    shown_default: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """Declare an option as a dataclass field: ``name: type = option(default, parser, description)``."""
+    return Option(
+        default, parse, doc, config_type=config_type, config_name=config_name, shown_default=shown_default,
+        secret=secret,
+    ).dataclass_field()
+
+
 @dataclass(frozen=True, kw_only=True, repr=False)
 class ConnectionOptions:
     """Where the server is and how to talk to it. Every field is validated when the object is built."""
 
-    endpoint: str
-    api_key: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 30.0
-    max_retries: int = 3
-    backoff_factor: float = 0.5
-    verify: bool | str = True
-
-    _parsers: ClassVar[dict[str, Any]] = {
-        "endpoint": parse.endpoint,
-        "api_key": parse.optional_text,
-        "headers": parse.headers,
-        "timeout": parse.positive_float,
-        "max_retries": parse.non_negative_int,
-        "backoff_factor": parse.non_negative_float,
-        "verify": parse.verify,
-    }
+    endpoint: str = option(REQUIRED, parse.endpoint, "`http://` or `https://` URL of Qdrant")
+    api_key: str | None = option(
+        None,
+        parse.optional_text,
+        "sent as the `api-key` header; never logged or shown",
+        shown_default="`None` (then env `QDRANT_API_KEY`)",
+        secret=True,
+    )
+    headers: Mapping[str, str] = option(
+        {}, parse.headers, "extra headers merged into every request", config_type=dict[str, str], secret=True
+    )
+    timeout: float = option(30.0, parse.positive_float, "seconds per request")
+    max_retries: int = option(
+        3,
+        parse.non_negative_int,
+        "retries of 408, 429 (honouring `Retry-After`), 500, 502, 503, 504, dropped connections and timeouts",
+    )
+    backoff_factor: float = option(0.5, parse.non_negative_float, "exponential backoff base in seconds, with jitter")
+    verify: bool | str = option(True, parse.verify, "TLS verification for https; or a CA bundle path")
 
     def __post_init__(self) -> None:
+        """The one place options are validated: every field through its declared parser, then ``_check``."""
         for item in dataclasses.fields(self):
-            parser = self._all_parsers().get(item.name)
-            if parser is not None:
-                object.__setattr__(self, item.name, parser(item.name, getattr(self, item.name)))
+            parser = item.metadata["option"].parse
+            object.__setattr__(self, item.name, parser(item.name, getattr(self, item.name)))
         self._check()
-
-    @classmethod
-    def _all_parsers(cls) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(klass.__dict__.get("_parsers", {}))
-        return merged
 
     def _check(self) -> None:
         """Rules that involve several fields; subclasses extend."""
+
+    @classmethod
+    def declared(cls) -> tuple[Option, ...]:
+        """Every option of this class, in declaration order, with its name and (resolved) type."""
+        hints = typing.get_type_hints(cls)
+        return tuple(
+            dataclasses.replace(item.metadata["option"], name=item.name, type=hints[item.name])
+            for item in dataclasses.fields(cls)
+        )
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -181,6 +247,8 @@ class ConnectionOptions:
         Keys that belong only to the other direction (a read option in a write config, and back) are
         ignored in ``config``, so one connection dict can serve both; in ``overrides`` they are an error.
         """
+        if isinstance(config, cls) and not overrides:
+            return config  # already validated: not built again
         if isinstance(config, ConnectionOptions):
             config = config.to_config()
         other_direction = set(_READ_ONLY_NAMES | _WRITE_ONLY_NAMES) - set(cls.option_names())
@@ -188,15 +256,22 @@ class ConnectionOptions:
         values.update(overrides)
         return cls.from_mapping(values)
 
-    def to_config(self) -> QdrantConfig:
+    def to_config(self) -> QdrantOptionsDict:
         """A plain JSON-able dict that rebuilds this object (through ``qdrant.config`` or kwargs)."""
-        return QdrantConfig(
+        return QdrantOptionsDict(
             {item.name: _jsonable(getattr(self, item.name)) for item in dataclasses.fields(self)}
         )
 
-    def spark_options(self) -> dict[str, str]:
-        """The Spark options that carry this configuration: ``{"qdrant.config": json}``."""
-        return {QDRANT_CONFIG_OPTION: json.dumps(self.to_config())}
+    def spark_options(self, collection: str | None = None) -> dict[str, str]:
+        """The Spark options that carry this configuration: ``{"qdrant.config": json}``.
+
+        ``collection`` sends the same options to another collection (a per-key option, which wins over
+        ``qdrant.config`` where Spark rebuilds them): the version an IO manager writes before it serves it.
+        """
+        options = {QDRANT_CONFIG_OPTION: json.dumps(self.to_config())}
+        if collection is not None:
+            options["collection"] = collection
+        return options
 
     def request_headers(self) -> dict[str, str]:
         """Headers for every request: user headers, then the ``api-key`` header when a key is set."""
@@ -229,46 +304,92 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+_COLLECTION = Option(REQUIRED, parse.collection, "collection (or alias) to read or write")
+"""``collection``: declared once, a field of both directions."""
+
+
 @dataclass(frozen=True, kw_only=True, repr=False)
 class ReadOptions(ConnectionOptions):
     """How to read a collection: which parts of each point, how many, in what pages and partitions."""
 
-    collection: str
-    with_payload: bool | str | tuple[str, ...] | Mapping[str, Any] = True
-    with_vectors: bool | str | tuple[str, ...] = False
-    limit: int | None = None
-    page_size: int = 512
-    max_pages: int | None = None
-    filter: Mapping[str, Any] | None = None
-    offset: int | str | None = None
-    infer_schema: bool = True
-    num_partitions: int | None = None
-    partitioning: str = "auto"
-    schema: str | None = None
+    collection: str = _COLLECTION.dataclass_field()
+    with_payload: bool | str | tuple[str, ...] | Mapping[str, Any] = option(
+        True,
+        parse.with_payload,
+        'bool, a key, a list of keys, or a Qdrant payload selector (`{"include": [...]}`)',
+        config_type=bool,
+    )
+    with_vectors: bool | str | tuple[str, ...] = option(
+        False, parse.with_vectors, "bool, a vector name, or a list of names", config_type=bool
+    )
+    limit: int | None = option(
+        None, parse.optional_positive_int, "total cap on points read (forces one partition, scroll order)"
+    )
+    page_size: int = option(512, parse.positive_int, "points per Scroll request (clipped to `limit`)")
+    max_pages: int | None = option(
+        None, parse.optional_positive_int, "at most this many pages (forces one partition)"
+    )
+    filter: Mapping[str, Any] | None = option(
+        None,
+        parse.qdrant_filter,
+        "a Qdrant filter object (dict or JSON text) applied to every scroll",
+        config_type=typing.Optional[dict[str, Any]],
+    )
+    offset: int | str | None = option(
+        None, parse.optional_point_id, "start id, inclusive (forces one partition)", config_type=typing.Any
+    )
+    infer_schema: bool = option(
+        True,
+        parse.boolean,
+        "`False` requires a schema through `QDRANT_SCHEMA_OPTION` (Spark schema JSON) or `.schema(...)`",
+    )
+    schema: str | None = option(
+        None,
+        parse.spark_schema_json,
+        "the schema as Spark JSON (`StructType.json()`), as `QDRANT_SCHEMA_OPTION` gives it; `None`: inferred",
+        config_name="spark_schema",
+    )
     # Schema inference (see DEFAULT_SAMPLE_SIZE and SCHEMA_MISMATCH_MODES).
-    sample_size: int | str = DEFAULT_SAMPLE_SIZE
-    schema_mismatch: str = "warn"
-    payload_layout: str = "auto"
-    missing_columns: str = "error"
-
-    _parsers: ClassVar[dict[str, Any]] = {
-        "payload_layout": parse.choice(PAYLOAD_LAYOUTS),
-        "missing_columns": parse.choice(MISSING_COLUMN_MODES),
-        "sample_size": parse.sample_size,
-        "schema_mismatch": parse.choice(SCHEMA_MISMATCH_MODES),
-        "collection": parse.collection,
-        "with_payload": parse.with_payload,
-        "with_vectors": parse.with_vectors,
-        "limit": parse.optional_positive_int,
-        "page_size": parse.positive_int,
-        "max_pages": parse.optional_positive_int,
-        "filter": parse.qdrant_filter,
-        "offset": parse.optional_point_id,
-        "infer_schema": parse.boolean,
-        "num_partitions": parse.optional_positive_int,
-        "partitioning": parse.choice(PARTITIONING_MODES),
-        "schema": parse.spark_schema_json,
-    }
+    sample_size: int | str = option(
+        DEFAULT_SAMPLE_SIZE,
+        parse.sample_size,
+        'points schema inference looks at, spread over the whole read; `"all"`: every point',
+        config_type=typing.Any,
+    )
+    schema_mismatch: str = option(
+        "warn",
+        parse.choice(SCHEMA_MISMATCH_MODES),
+        'a payload key or value an inferred schema has no room for: `"warn"` reads on (the value as null, or '
+        "as JSON text in a text column; the key not at all) and logs one warning per partition naming the "
+        'key, the count and the fix; `"error"` fails the read',
+    )
+    num_partitions: int | None = option(
+        None,
+        parse.optional_positive_int,
+        "parallel read partitions, disjoint and complete",
+        shown_default="Spark's default parallelism",
+    )
+    partitioning: str = option(
+        "auto",
+        parse.choice(PARTITIONING_MODES),
+        '`"slice"` (Qdrant 1.19+ `slice` condition), `"id_range"` (older servers), `"auto"` picks by server '
+        "version",
+    )
+    payload_layout: str = option(
+        "auto",
+        parse.choice(PAYLOAD_LAYOUTS),
+        '`"columns"`: one column per payload key; `"struct"`: spark-fuse\'s `id`, `payload` (a struct, or a '
+        'map, of the payload), vectors; `"json"`: a `payload` string column of each payload\'s JSON text '
+        '(payloads with no stable shape); `"auto"`: `"struct"` for a given schema of spark-fuse\'s shape, '
+        'else `"columns"`',
+    )
+    missing_columns: str = option(
+        "error",
+        parse.choice(MISSING_COLUMN_MODES),
+        "a given schema's payload column that none of a sample of the read's points carries: `\"error\"` "
+        "fails the read naming the column, the nearest key the points carry and the fix; `\"null\"` reads "
+        "it as null",
+    )
 
     def _check(self) -> None:
         if self.limit is not None and self.page_size > self.limit:
@@ -318,43 +439,70 @@ class ReadOptions(ConnectionOptions):
 class WriteOptions(ConnectionOptions):
     """How to turn rows into points and send them: columns, batching, collection creation."""
 
-    collection: str
-    batch_size: int = 256
-    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
-    wait: bool = True
-    id_field: str | None = "id"
-    vector_field: str | None = "vector"
-    vector_fields: Mapping[str, str] = field(default_factory=dict)
-    sparse_vector_fields: Mapping[str, str] = field(default_factory=dict)
-    payload_fields: tuple[str, ...] | None = None
-    create_collection: bool = False
-    distance: str = "Cosine"
-    payload_format: str = "auto"
-    write_method: str = "auto"
-    max_in_flight: int = 4
+    collection: str = _COLLECTION.dataclass_field()
+    batch_size: int = option(
+        256, parse.positive_int, "points per request (batches are also kept under `max_batch_bytes`)"
+    )
+    max_batch_bytes: int = option(
+        DEFAULT_MAX_BATCH_BYTES,
+        parse.batch_bytes,
+        "request body budget, under Qdrant's 32 MB limit",
+        shown_default="31 MiB",
+    )
+    wait: bool = option(True, parse.boolean, "wait for Qdrant to apply each batch")
+    id_field: str | None = option(
+        "id",
+        parse.optional_column,
+        "id column (unsigned integer, also as `decimal(20,0)` or digits; or UUID); `None`: deterministic "
+        "UUIDs derived from the row, so a retried task never duplicates a point",
+    )
+    vector_field: str | None = option("vector", parse.optional_column, "dense vector column, required in every row")
+    vector_fields: Mapping[str, str] = option(
+        {}, parse.column_mapping, "column → vector name, for named vectors", config_type=dict[str, str]
+    )
+    sparse_vector_fields: Mapping[str, str] = option(
+        {},
+        parse.column_mapping,
+        "column → sparse vector name (`struct<indices, values>` columns)",
+        config_type=dict[str, str],
+    )
+    payload_fields: tuple[str, ...] | None = option(
+        None,
+        parse.optional_columns,
+        "a column name or a list of them",
+        config_type=typing.Optional[list[str]],
+        shown_default="every other column",
+    )
+    create_collection: bool = option(
+        False, parse.boolean, "create the collection when it is missing (size from the first point)"
+    )
+    distance: str = option(
+        "Cosine", parse.choice(DISTANCES), "`Cosine`, `Dot`, `Euclid`, `Manhattan` for a created collection"
+    )
+    payload_format: str = option(
+        "auto",
+        parse.choice(PAYLOAD_FORMATS),
+        "`batch` (columnar body), `points`, or `auto` (batch, falling back to points)",
+    )
+    write_method: str = option(
+        "auto",
+        parse.choice(WRITE_METHODS),
+        "`put`: `PUT /collections/{c}/points`; `post`: each request is one upsert operation of "
+        "`POST /collections/{c}/points/batch` (for proxies that refuse PUT); `auto`: PUT, then `post` on a 405",
+    )
+    max_in_flight: int = option(4, parse.positive_int, "concurrent requests per writer (per Spark task)")
     # exact values (points/payload_to_json.py): nothing is rounded or nulled unless asked for
-    non_finite: str = "error"
-    decimal_as: str = "error"
-
-    _parsers: ClassVar[dict[str, Any]] = {
-        "collection": parse.collection,
-        "batch_size": parse.positive_int,
-        "max_batch_bytes": parse.batch_bytes,
-        "wait": parse.boolean,
-        "id_field": parse.optional_column,
-        "vector_field": parse.optional_column,
-        "vector_fields": parse.column_mapping,
-        "sparse_vector_fields": parse.column_mapping,
-        "payload_fields": parse.optional_columns,
-        "create_collection": parse.boolean,
-        "distance": parse.choice(DISTANCES),
-        "payload_format": parse.choice(PAYLOAD_FORMATS),
-        "write_method": parse.choice(WRITE_METHODS),
-        "max_in_flight": parse.positive_int,
-        # exact values
-        "non_finite": parse.choice(NON_FINITE_MODES),
-        "decimal_as": parse.choice(DECIMAL_MODES),
-    }
+    non_finite: str = option(
+        "error",
+        parse.choice(NON_FINITE_MODES),
+        "NaN and ±infinity in payloads: `error` (refused before sending), or `null` (stored as null)",
+    )
+    decimal_as: str = option(
+        "error",
+        parse.choice(DECIMAL_MODES),
+        "decimals: `error` (numbers when Qdrant gives them back exactly, else refused), `string` (exact "
+        "text), `double` (nearest double)",
+    )
 
     def _check(self) -> None:
         if not self.dense_vector_columns() and not self.sparse_vector_fields:
@@ -412,7 +560,7 @@ def _elsewhere(cls: type[ConnectionOptions]) -> dict[str, str]:
 
 def build_qdrant_config(
     *args: Any, source_config: Mapping[str, Any] | None = None, **options: Any
-) -> QdrantConfig:
+) -> QdrantOptionsDict:
     """Validated read options as a JSON-able dict (for ``qdrant.config``, resources and kwargs).
 
     Called as ``build_qdrant_config(endpoint, collection, **options)``, with ``endpoint=`` /
@@ -436,7 +584,7 @@ WRITE_CONFIG_FORMS = (
 )
 
 
-def build_qdrant_write_config(*args: Any, **options: Any) -> QdrantConfig:
+def build_qdrant_write_config(*args: Any, **options: Any) -> QdrantOptionsDict:
     """Validated write options as a JSON-able dict (for ``qdrant.config``, resources and kwargs).
 
     ``build_qdrant_write_config(endpoint, collection, **options)``, or with ``collection=`` (and
@@ -459,11 +607,14 @@ __all__ = [
     "QDRANT_FORMAT",
     "QDRANT_MAX_BODY_BYTES",
     "QDRANT_SCHEMA_OPTION",
+    "REQUIRED",
     "SCHEMA_MISMATCH_MODES",
     "ConnectionOptions",
-    "QdrantConfig",
+    "Option",
+    "QdrantOptionsDict",
     "ReadOptions",
     "WriteOptions",
     "build_qdrant_config",
     "build_qdrant_write_config",
+    "option",
 ]

@@ -308,3 +308,64 @@ def test_partitioning_is_a_read_option_in_the_config_json_and_per_key() -> None:
     assert WriteOptions.from_spark_options({QDRANT_CONFIG_OPTION: json.dumps({**config, "vector_field": "v"})})
     with pytest.raises(QdrantConfigError, match="partitioning"):
         WriteOptions.from_spark_options({"endpoint": URL, "collection": "docs", "partitioning": "slice"})
+
+
+# A value other than the default for every declared option, as a program passes it.
+NATIVE_VALUES = {
+    "endpoint": "https://qdrant.example:6333",
+    "api_key": "k-123",
+    "headers": {"x-team": "search"},
+    "timeout": 2.5,
+    "max_retries": 0,
+    "backoff_factor": 1.25,
+    "verify": "/etc/ssl/ca.pem",
+    "collection": "other_docs",
+    "with_payload": ["title", "body"],
+    "with_vectors": ["text"],
+    "limit": 40,
+    "page_size": 16,
+    "max_pages": 2,
+    "filter": {"must": [{"key": "k", "match": {"value": 1}}]},
+    "offset": "6f0c5a8e-2b4d-5c1e-9a7f-3d2b1c0e4f5a",
+    "infer_schema": False,
+    "schema": SCHEMA,
+    "sample_size": "all",
+    "schema_mismatch": "error",
+    "num_partitions": 3,
+    "partitioning": "id_range",
+    "payload_layout": "json",
+    "missing_columns": "null",
+    "batch_size": 7,
+    "max_batch_bytes": 4096,
+    "wait": False,
+    "id_field": "key",
+    "vector_field": "embedding",
+    "vector_fields": {"text_vector": "text"},
+    "sparse_vector_fields": {"keywords": "bm25"},
+    "payload_fields": ["title"],
+    "create_collection": True,
+    "distance": "Dot",
+    "payload_format": "points",
+    "write_method": "post",
+    "max_in_flight": 2,
+    "non_finite": "null",
+    "decimal_as": "string",
+}
+
+
+@pytest.mark.parametrize("options_class", [ReadOptions, WriteOptions])
+def test_every_declared_option_travels_as_a_spark_string_and_back(options_class: type) -> None:
+    """Each option given as Spark's ``.option(key, text)`` is the value given natively, and the object
+    comes back whole from its ``qdrant.config`` form: the string form follows the declarations."""
+    names = options_class.option_names()
+    assert sorted(set(names) - set(NATIVE_VALUES)) == [], "declared options without a value in this test"
+    base = {"endpoint": URL, "collection": "docs"}
+    for name in names:
+        value = NATIVE_VALUES[name]
+        native = options_class.from_mapping({**base, name: value})
+        text = value if isinstance(value, str) else json.dumps(value)
+        from_text = options_class.from_spark_options({**base, name: text})
+        assert getattr(from_text, name) == getattr(native, name) != getattr(
+            options_class.from_mapping(base), name
+        ), name
+        assert options_class.from_spark_options(native.spark_options()) == native, name

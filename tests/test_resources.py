@@ -145,6 +145,24 @@ def test_option_configs_map_one_to_one_onto_reader_and_writer_options(
     # and the configs are accepted as they are
     build = build_qdrant_config if direction == "read" else build_qdrant_write_config
     assert build("http://h:6333", "c", **defaults)
+    # each field shows the option's own description and type (or the type Dagster can show for it)
+    declared = {item.name: item for item in options.declared()}
+    for field_name, config_field in config.model_fields.items():
+        option = declared[CONFIG_RENAMES.get(field_name, field_name)]
+        assert config_field.description.startswith(option.doc), field_name
+        shown = option.config_type if option.config_type is not None else option.type
+        assert config_field.annotation == shown, field_name
+
+
+def test_the_resource_takes_the_shared_connection_options_from_their_declarations() -> None:
+    declared = {item.name: item for item in ConnectionOptions.declared()}
+    for name in ("headers", "timeout", "max_retries", "backoff_factor"):
+        field = QdrantResource.model_fields[name]
+        assert field.description == declared[name].doc, name
+        assert field.get_default(call_default_factory=True) == declared[name].default, name
+    # the secret-bearing ones stay out of the resource's repr
+    shown = repr(QdrantResource(endpoint="http://h:6333", headers={"authorization": "Bearer s3cret"}))
+    assert "s3cret" not in shown
 
 
 def test_option_configs_are_documented() -> None:
@@ -200,3 +218,15 @@ def test_resource_works_inside_definitions(qdrant_url: str) -> None:
     defs = Definitions(assets=[server_version], resources={"qdrant": QdrantResource(endpoint=qdrant_url)})
     assert defs.resolve_implicit_global_asset_job_def().execute_in_process().success
     assert versions and versions[0] >= (1, 19, 0)
+
+
+@pytest.mark.parametrize("config", [QdrantReadConfig, QdrantWriteConfig, QdrantResource])
+def test_dagsters_config_schema_shows_every_field_typed_and_described(config: type) -> None:
+    """What the launchpad shows: Dagster's own schema of the class, a typed field per option with its text."""
+    fields = config.to_config_schema().as_field().config_type.fields
+    assert set(fields) == set(config.model_fields)
+    untyped = {"offset", "sample_size"}  # Dagster config has no int-or-str type: Any, checked by the parser
+    for name, dagster_field in fields.items():
+        assert dagster_field.description == config.model_fields[name].description, name
+        kind = dagster_field.config_type.key
+        assert (kind == "Noneable.Any") == (name in untyped), (name, kind)

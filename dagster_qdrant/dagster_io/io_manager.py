@@ -32,7 +32,9 @@ from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.spark_fuse_compat import unknown_option_error
 from dagster_qdrant.errors import QdrantConfigError
 from dagster_qdrant.filters import all_of
-from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions
+from dagster_qdrant.option_parsers import optional_columns
+from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
+from dagster_qdrant.spark.schema import VECTOR_COLUMN
 from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 from dagster_qdrant.vector_config import VectorConfig
 
@@ -92,7 +94,9 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         _registered(obj.sparkSession)
         connection = self._connection()
         name = self.collection_name(context)
-        write_options = self._write_options(context.definition_metadata or {})
+        write_options = self._write_options(
+            name, context.definition_metadata or {}, partitioned=context.has_asset_partitions
+        )
         if context.has_asset_partitions:
             metadata = self._write_partition(context, connection, name, obj, write_options)
         else:
@@ -108,12 +112,12 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         connection: QdrantResource,
         alias: str,
         frame: Any,
-        write_options: dict[str, Any],
+        write_options: WriteOptions,
     ) -> dict[str, Any]:
         """A fresh version behind the alias (``QdrantCollections.replace_collection``)."""
         replaced = self._collections(context, connection).replace_collection(
             alias,
-            lambda version: self._write_frame(connection, version, frame, write_options),
+            lambda version: self._write_frame(version, frame, write_options),
             run=_run_id_block(context),
         )
         return {
@@ -130,7 +134,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         connection: QdrantResource,
         collection: str,
         frame: Any,
-        write_options: dict[str, Any],
+        write_options: WriteOptions,
     ) -> dict[str, Any]:
         """Replace one partition (``QdrantCollections.replace_partition``): its points carry its key."""
         partition_key = _single_partition_key(context)
@@ -143,13 +147,11 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         from pyspark.sql import functions
 
         tagged = frame.withColumn(self.partition_field, functions.lit(partition_key))
-        if write_options.get("payload_fields") is not None:
-            write_options["payload_fields"] = [*write_options["payload_fields"], self.partition_field]
         replaced = self._collections(context, connection).replace_partition(
             collection,
             self.partition_field,
             partition_key,
-            lambda target: self._write_frame(connection, target, tagged, write_options),
+            lambda target: self._write_frame(target, tagged, write_options),
         )
         if not replaced.exists:
             return {"dagster/row_count": 0, "dagster/partition_row_count": 0, "collection": collection}
@@ -168,11 +170,10 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         )
 
     def _write_frame(
-        self, connection: QdrantResource, collection: str, frame: Any, write_options: dict[str, Any]
+        self, collection: str, frame: Any, write_options: WriteOptions
     ) -> None:
-        """Run the Spark write (creating the collection if needed)."""
-        options = connection.spark_write_options(collection, create_collection=True, **write_options)
-        frame.write.format(QDRANT_FORMAT).options(**options).mode("append").save()
+        """Run the Spark write into ``collection`` (created if needed)."""
+        frame.write.format(QDRANT_FORMAT).options(**write_options.spark_options(collection)).mode("append").save()
 
     # ------------------------------------------------------------------ load_input
 
@@ -202,15 +203,17 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         """
         return self._input_options(context, *self._input_source(context))
 
-    def _input_source(self, context: InputContext) -> tuple[str, Optional[list[str]], dict[str, Any]]:
-        """The collection an input reads, the columns it asks for, and the upstream asset's writer options."""
+    def _input_source(self, context: InputContext) -> tuple[str, Optional[list[str]], WriteOptions]:
+        """The collection an input reads, the columns it asks for, and the upstream asset's writer options
+        (which name the id and vector columns the read gives back)."""
         upstream = context.upstream_output
         upstream_metadata = (upstream.definition_metadata if upstream is not None else None) or {}
         columns = _plain((context.definition_metadata or {}).get("columns"))
-        return self.collection_name(context, upstream_metadata), columns, self._write_options(upstream_metadata)
+        name = self.collection_name(context, upstream_metadata)
+        return name, columns, self._write_options(name, upstream_metadata)
 
     def _input_options(
-        self, context: InputContext, name: str, columns: Optional[list[str]], write_options: dict[str, Any]
+        self, context: InputContext, name: str, columns: Optional[list[str]], write_options: WriteOptions
     ) -> dict[str, str]:
         read_options = self._read_options(context.definition_metadata or {})
         if context.has_asset_partitions:
@@ -218,7 +221,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
             read_options["filter"] = all_of(read_options.get("filter"), partition_filter)
         if columns is not None:
             read_options.update(_projection(columns, write_options))
-        return self._connection().spark_read_options(name, **read_options)
+        return self._connection().read_options(name, **read_options).spark_options()
 
     # ------------------------------------------------------------------ helpers
 
@@ -244,12 +247,21 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
     def _connection(self) -> QdrantResource:
         return self.qdrant if self.qdrant is not None else QdrantResource()
 
-    def _write_options(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    def _write_options(
+        self, collection: str, metadata: Mapping[str, Any], *, partitioned: bool = False
+    ) -> WriteOptions:
+        """The IO manager's write config with the asset's metadata over it, validated once.
+
+        A partitioned asset's points also carry the partition field, so a ``payload_fields`` list gets it.
+        """
         options = self.write.to_options()
         for key in options:
             if key in metadata:
                 options[key] = _plain(metadata[key])
-        return options
+        payload_fields = options.get("payload_fields")
+        if partitioned and payload_fields is not None:
+            options["payload_fields"] = [*optional_columns("payload_fields", payload_fields), self.partition_field]
+        return self._connection().write_options(collection, create_collection=True, **options)
 
     def _read_options(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """The IO manager's read config with the input's metadata over it: every reader option is honoured.
@@ -332,27 +344,22 @@ def _single_partition_key(context: OutputContext) -> str:
     return str(keys[0])
 
 
-def _projection(columns: Sequence[str], write_options: Mapping[str, Any]) -> dict[str, Any]:
+def _projection(columns: Sequence[str], write_options: WriteOptions) -> dict[str, Any]:
     """Ask the server only for the payload keys and vectors among the columns asked for."""
-    vector_columns = set(write_options.get("vector_fields") or {})
-    if write_options.get("vector_field") and not vector_columns:
-        vector_columns = {write_options["vector_field"]}
-    vector_columns |= set(write_options.get("sparse_vector_fields") or {})
-    payload = [c for c in columns if c not in vector_columns and c != write_options.get("id_field")]
+    vector_columns = set(write_options.dense_vector_columns()) | set(write_options.sparse_vector_fields)
+    payload = [c for c in columns if c not in write_options.excluded_from_payload()]
     return {
         "with_payload": payload if payload else False,
         "with_vectors": any(column in vector_columns for column in columns),
     }
 
 
-def _restore_column_names(frame: Any, write_options: Mapping[str, Any]) -> Any:
+def _restore_column_names(frame: Any, write_options: WriteOptions) -> Any:
     """The reader names columns after Qdrant (``id``, ``vector``, named vectors by their names): give back
     the column names the asset wrote them from."""
-    renames = {"id": write_options.get("id_field")}
-    named = {**(write_options.get("vector_fields") or {}), **(write_options.get("sparse_vector_fields") or {})}
-    if not write_options.get("vector_fields"):
-        renames["vector"] = write_options.get("vector_field")
-    renames.update({vector_name: column for column, vector_name in named.items()})
+    renames: dict[str, Optional[str]] = {"id": write_options.id_field}
+    named = {**write_options.dense_vector_columns(), **write_options.sparse_vector_fields}
+    renames.update({vector_name or VECTOR_COLUMN: column for column, vector_name in named.items()})
     for reader_name, asset_name in renames.items():
         if asset_name and asset_name != reader_name and reader_name in frame.columns:
             if asset_name not in frame.columns:

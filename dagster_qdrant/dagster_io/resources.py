@@ -8,33 +8,28 @@ community.py) names it instead. It hands out validated read and write configs fo
 The API key travels only inside the configs and request headers: ``repr`` of those hides it and it is never
 logged or put in metadata.
 
-Also here: ``QdrantReadConfig`` and ``QdrantWriteConfig``, Dagster config objects whose fields map one to one
-onto the reader and writer options of ``dagster_qdrant.options`` (their defaults are read from there), but
-for the connection options (fields of ``QdrantResource``), ``collection`` and ``create_collection`` (the
-IO manager names and creates the collection), ``schema`` (``spark_schema``: pydantic reserves the name)
-and the default of ``with_vectors`` (an IO manager loads embeddings to use them).
+Also here: ``QdrantReadConfig`` and ``QdrantWriteConfig``, Dagster config classes built from the options'
+declarations in ``dagster_qdrant.options`` (one typed field per reader / writer option, with its name,
+default and description), but for the connection options (fields of ``QdrantResource``, which takes the
+shared ones from the same declarations), ``collection`` and ``create_collection`` (the IO manager names and
+creates the collection), ``schema`` (``spark_schema``: pydantic reserves the name) and the default of
+``with_vectors`` (an IO manager loads embeddings to use them). Options leave here as ``ReadOptions`` /
+``WriteOptions`` objects, validated once.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional
 
 from dagster import Config, ConfigurableResource
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, create_model
 
 from dagster_qdrant.dagster_io import community
 from dagster_qdrant.dagster_io.community import QdrantConfig
-from dagster_qdrant.options import (
-    ConnectionOptions,
-    ReadOptions,
-    WriteOptions,
-    build_qdrant_config,
-    build_qdrant_write_config,
-)
+from dagster_qdrant.options import ConnectionOptions, Option, QdrantOptionsDict, ReadOptions, WriteOptions
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -43,158 +38,96 @@ QDRANT_URL_ENV = "QDRANT_URL"
 QDRANT_API_KEY_ENV = "QDRANT_API_KEY"
 
 
-def _default(options_class: type, name: str) -> Any:
-    """The default of an option, read from the options dataclass so there is one source of truth."""
-    option = options_class.__dataclass_fields__[name]
-    if option.default is not dataclasses.MISSING:
-        return option.default
-    return option.default_factory()  # type: ignore[misc]
+class _OptionsConfig(Config):
+    """Config fields standing for options; ``to_options`` gives the options' names back."""
+
+    def to_options(self) -> dict[str, Any]:
+        """The options these fields stand for (``spark_schema`` is the option ``schema``)."""
+        names = _OPTION_NAMES[type(self)]
+        return {names.get(key, key): value for key, value in self.model_dump().items()}
 
 
-class QdrantReadConfig(Config):
+_OPTION_NAMES: dict[type, dict[str, str]] = {}
+"""Per generated config class: config field name -> option name, where they differ."""
+
+
+def _config_class(
+    name: str,
+    doc: str,
+    options: Sequence[Option],
+    *,
+    base: type = _OptionsConfig,
+    defaults: Optional[dict[str, tuple[Any, str]]] = None,
+) -> Any:
+    """A Dagster config class with one typed, described field per option, from the options' declarations.
+
+    ``defaults`` gives a field a default of its own (option name -> (default, why)), said in its description.
+    """
+    fields: dict[str, Any] = {}
+    renamed: dict[str, str] = {}
+    for declared in options:
+        default, description = declared.default_value(), declared.doc
+        if defaults and declared.name in defaults:
+            default, why = defaults[declared.name]
+            description = f"{description} (default here {default!r}: {why})"
+        config_name = declared.config_name or declared.name
+        if config_name != declared.name:
+            renamed[config_name] = declared.name
+            description = f"{description} (the option {declared.name!r})"
+        kind = declared.config_type if declared.config_type is not None else declared.type
+        if isinstance(default, dict):
+            spec = Field(default_factory=dict, description=description, repr=not declared.secret)
+        else:
+            spec = Field(default=default, description=description, repr=not declared.secret)
+        fields[config_name] = (kind, spec)
+    model = create_model(name, __base__=base, __module__=__name__, __doc__=doc, **fields)
+    _OPTION_NAMES[model] = renamed
+    return model
+
+
+def _options_of(options_class: type[ConnectionOptions], leave_out: set[str]) -> list[Option]:
+    return [declared for declared in options_class.declared() if declared.name not in leave_out]
+
+
+_CONNECTION = set(ConnectionOptions.option_names())
+_RESOURCE_OWN = {"endpoint", "api_key", "verify"}
+"""Connection options ``QdrantResource`` declares itself: ``endpoint`` and ``api_key`` fall back on the
+environment (and the embedded Qdrant), ``verify`` is ``verify`` + ``ca_bundle`` (Dagster config has no
+bool-or-path type)."""
+
+QdrantReadConfig = _config_class(
+    "QdrantReadConfig",
     """Reader options used by ``load_input``; per input, ``AssetIn(metadata=...)`` overrides any of them.
 
-    ``AssetIn`` metadata also accepts ``columns`` (the DataFrame columns to return).
-    """
+    One field per reader option of ``dagster_qdrant.options.ReadOptions`` (same name, type, default and
+    description), but for the connection options (fields of ``QdrantResource``) and ``collection`` (the
+    IO manager names the collection). ``AssetIn`` metadata also accepts ``columns`` (the DataFrame columns
+    to return).
+    """,
+    _options_of(ReadOptions, _CONNECTION | {"collection"}),
+    defaults={"with_vectors": (True, "an IO manager loads embeddings to use them")},
+)
 
-    with_payload: bool = Field(
-        default=True, description="Read the points' payload (the non-vector columns)."
-    )
-    with_vectors: bool = Field(
-        default=True,
-        description="Read the vectors too (the reader alone defaults to false; an IO manager usually "
-        "loads embeddings to use them).",
-    )
-    limit: Optional[int] = Field(
-        default=_default(ReadOptions, "limit"), description="Read at most this many points (None: all)."
-    )
-    page_size: int = Field(
-        default=_default(ReadOptions, "page_size"), description="Points per scroll request."
-    )
-    max_pages: Optional[int] = Field(
-        default=_default(ReadOptions, "max_pages"),
-        description="Stop each partition after this many pages (None: no limit).",
-    )
-    filter: Optional[dict[str, Any]] = Field(
-        default=None,
-        description="A Qdrant filter object, e.g. {'must': [{'key': 'topic', 'match': {'value': 'x'}}]}; "
-        "combined with the partition filter.",
-    )
-    offset: Optional[Any] = Field(
-        default=_default(ReadOptions, "offset"),
-        description="Start the read at this point id (unsigned integer or UUID; None: the first point).",
-    )
-    infer_schema: bool = Field(
-        default=_default(ReadOptions, "infer_schema"),
-        description="Infer the DataFrame schema from a sample of points (else give spark_schema).",
-    )
-    num_partitions: Optional[int] = Field(
-        default=_default(ReadOptions, "num_partitions"),
-        description="Spark partitions to read in parallel (None: the reader picks from the point count).",
-    )
-    partitioning: str = Field(
-        default=_default(ReadOptions, "partitioning"),
-        description="How a parallel read splits the points: auto (hash slices on Qdrant 1.19+, else id "
-        "ranges), slice or id_range.",
-    )
-    spark_schema: Optional[str] = Field(
-        default=None,
-        description="The DataFrame schema as Spark JSON (StructType.json()); the reader option 'schema'.",
-    )
-    # Any: Dagster config has no int-or-str type; the reader's parser checks the value.
-    sample_size: Any = Field(
-        default=_default(ReadOptions, "sample_size"),
-        description="Points sampled to infer the schema: an integer >= 1, or 'all' for every point.",
-    )
-    schema_mismatch: str = Field(
-        default=_default(ReadOptions, "schema_mismatch"),
-        description="A payload key or value the inferred schema has no room for: warn (read the rest, log "
-        "it) or error (fail the read).",
-    )
-    payload_layout: str = Field(
-        default=_default(ReadOptions, "payload_layout"),
-        description="Where the payload goes: columns (one column per key), struct (spark-fuse's payload "
-        "struct), json (the payload's JSON text in a payload column), or auto (struct for a given schema of "
-        "spark-fuse's shape, else columns).",
-    )
-    missing_columns: str = Field(
-        default=_default(ReadOptions, "missing_columns"),
-        description="A given schema's payload column that no sampled point carries: error (fail the read, "
-        "naming it) or null (read it as null).",
-    )
+QdrantWriteConfig = _config_class(
+    "QdrantWriteConfig",
+    """Writer options used by ``handle_output``; per asset, definition metadata overrides any of them.
 
-    def to_options(self) -> dict[str, Any]:
-        """The reader options these fields stand for (``spark_schema`` is the option ``schema``)."""
-        options = self.model_dump()
-        options["schema"] = options.pop("spark_schema")
-        return options
+    One field per writer option of ``dagster_qdrant.options.WriteOptions`` (same name, type, default and
+    description), but for the connection options (fields of ``QdrantResource``), ``collection`` and
+    ``create_collection`` (the IO manager names and creates the collection).
+    """,
+    _options_of(WriteOptions, _CONNECTION | {"collection", "create_collection"}),
+)
+
+_ConnectionConfig = _config_class(
+    "_ConnectionConfig",
+    "The connection options every request shares, as resource fields.",
+    _options_of(ConnectionOptions, _RESOURCE_OWN),
+    base=ConfigurableResource,
+)
 
 
-class QdrantWriteConfig(Config):
-    """Writer options used by ``handle_output``; per asset, definition metadata overrides any of them."""
-
-    id_field: Optional[str] = Field(
-        default=_default(WriteOptions, "id_field"),
-        description="Column holding the point id (unsigned integer or UUID).",
-    )
-    vector_field: Optional[str] = Field(
-        default=_default(WriteOptions, "vector_field"),
-        description="Column holding the (unnamed) dense vector.",
-    )
-    vector_fields: dict[str, str] = Field(
-        default_factory=dict,
-        description="Named dense vectors: column -> vector name (replaces vector_field when set).",
-    )
-    sparse_vector_fields: dict[str, str] = Field(
-        default_factory=dict, description="Named sparse vectors: column -> vector name."
-    )
-    payload_fields: Optional[list[str]] = Field(
-        default=None,
-        description="Columns stored as payload (None: every column but the id and the vectors).",
-    )
-    distance: str = Field(
-        default=_default(WriteOptions, "distance"),
-        description="Distance of the vectors when the collection is created: Cosine, Euclid, Dot, Manhattan.",
-    )
-    batch_size: int = Field(
-        default=_default(WriteOptions, "batch_size"), description="Points per upsert request."
-    )
-    max_batch_bytes: int = Field(
-        default=_default(WriteOptions, "max_batch_bytes"),
-        description="Upper bound of one request body in bytes (Qdrant refuses more than 32 MB by default).",
-    )
-    wait: bool = Field(
-        default=_default(WriteOptions, "wait"),
-        description="Wait until Qdrant has applied each batch (needed for exact counts right after).",
-    )
-    payload_format: str = Field(
-        default=_default(WriteOptions, "payload_format"),
-        description="Upsert body shape: auto, batch (columnar) or points.",
-    )
-    write_method: str = Field(
-        default=_default(WriteOptions, "write_method"),
-        description="HTTP method of the upsert: auto, put or post.",
-    )
-    max_in_flight: int = Field(
-        default=_default(WriteOptions, "max_in_flight"),
-        description="Upsert requests in flight at once per Spark task.",
-    )
-    non_finite: str = Field(
-        default=_default(WriteOptions, "non_finite"),
-        description="NaN and infinite payload values (JSON has neither): error (refuse them) or null.",
-    )
-    decimal_as: str = Field(
-        default=_default(WriteOptions, "decimal_as"),
-        description="Decimal payload values: error (numbers only where Qdrant gives them back exactly), "
-        "string (the exact text) or double (the nearest double).",
-    )
-
-    def to_options(self) -> dict[str, Any]:
-        """The writer options these fields stand for."""
-        return self.model_dump()
-
-
-class QdrantResource(ConfigurableResource):
+class QdrantResource(_ConnectionConfig):
     """A connection to Qdrant: a real server (``endpoint`` or ``QDRANT_URL``) or the embedded one.
 
     Example::
@@ -220,22 +153,6 @@ class QdrantResource(ConfigurableResource):
         "variable, if any. Never logged nor put in metadata.",
         repr=False,
     )
-    headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra HTTP headers sent with every request (they may carry credentials: not shown in repr).",
-        repr=False,
-    )
-    timeout: float = Field(
-        default=_default(ConnectionOptions, "timeout"), description="Seconds to wait for one response."
-    )
-    max_retries: int = Field(
-        default=_default(ConnectionOptions, "max_retries"),
-        description="Retries of a request after a timeout, a dropped connection, 408, 429, 500, 502, 503 or 504.",
-    )
-    backoff_factor: float = Field(
-        default=_default(ConnectionOptions, "backoff_factor"),
-        description="Base of the exponential backoff between retries, in seconds.",
-    )
     verify: bool = Field(default=True, description="Verify TLS certificates (https endpoints).")
     ca_bundle: Optional[str] = Field(
         default=None, description="Path of a CA bundle to verify TLS certificates with (overrides verify)."
@@ -253,6 +170,7 @@ class QdrantResource(ConfigurableResource):
     )
 
     _resolved_endpoint: Optional[str] = PrivateAttr(default=None)
+    _connection: Optional[ConnectionOptions] = PrivateAttr(default=None)
 
     def resolved_endpoint(self) -> str:
         """The URL in use; starts (or joins) the embedded server when neither field nor env names one."""
@@ -296,7 +214,10 @@ class QdrantResource(ConfigurableResource):
             yield client
 
     def connection_options(self) -> ConnectionOptions:
-        return ConnectionOptions(**self.connection_settings())
+        """The validated connection options, built once per resource (every ``http()`` shares them)."""
+        if self._connection is None:
+            self._connection = ConnectionOptions(**self.connection_settings())
+        return self._connection
 
     def http(self):  # -> QdrantHttp (imported lazily: http.py pulls in requests/orjson)
         """The pooled HTTP client for this connection."""
@@ -304,25 +225,35 @@ class QdrantResource(ConfigurableResource):
 
         return QdrantHttp(self.connection_options())
 
-    def read_config(self, collection: str, **options: Any) -> dict[str, Any]:
-        """Validated reader options for ``collection`` (see dagster_qdrant.options.ReadOptions)."""
-        settings = self.connection_settings()
-        endpoint = settings.pop("endpoint")
-        return build_qdrant_config(endpoint, collection, **{**settings, **options})
+    def read_options(self, collection: str, **options: Any) -> ReadOptions:
+        """Reader options for ``collection`` over this connection, validated once here."""
+        return ReadOptions.from_mapping(self._settings("read_options", collection, options))
 
-    def write_config(self, collection: str, **options: Any) -> dict[str, Any]:
-        """Validated writer options for ``collection`` (see dagster_qdrant.options.WriteOptions)."""
-        settings = self.connection_settings()
-        endpoint = settings.pop("endpoint")
-        return build_qdrant_write_config(endpoint, collection, **{**settings, **options})
+    def write_options(self, collection: str, **options: Any) -> WriteOptions:
+        """Writer options for ``collection`` over this connection, validated once here."""
+        return WriteOptions.from_mapping(self._settings("write_options", collection, options))
+
+    def _settings(self, method: str, collection: str, options: dict[str, Any]) -> dict[str, Any]:
+        """This connection's settings, the collection, then ``options`` (which may override a setting)."""
+        if "collection" in options:
+            raise TypeError(f"{method}() got 'collection' both positionally and as a keyword")
+        return {**self.connection_settings(), "collection": collection, **options}
+
+    def read_config(self, collection: str, **options: Any) -> QdrantOptionsDict:
+        """``read_options`` as a JSON-able dict (what ``build_qdrant_config`` returns)."""
+        return self.read_options(collection, **options).to_config()
+
+    def write_config(self, collection: str, **options: Any) -> QdrantOptionsDict:
+        """``write_options`` as a JSON-able dict (what ``build_qdrant_write_config`` returns)."""
+        return self.write_options(collection, **options).to_config()
 
     def spark_read_options(self, collection: str, **options: Any) -> dict[str, str]:
-        """``spark.read.format("qdrant").options(**...)``: the read config as the one ``qdrant.config`` option."""
-        return ReadOptions.from_mapping(self.read_config(collection, **options)).spark_options()
+        """``spark.read.format("qdrant").options(**...)``: the read options as the one ``qdrant.config`` option."""
+        return self.read_options(collection, **options).spark_options()
 
     def spark_write_options(self, collection: str, **options: Any) -> dict[str, str]:
-        """``df.write.format("qdrant").options(**...)``: the write config as the one ``qdrant.config`` option."""
-        return WriteOptions.from_mapping(self.write_config(collection, **options)).spark_options()
+        """``df.write.format("qdrant").options(**...)``: the write options as the one ``qdrant.config`` option."""
+        return self.write_options(collection, **options).spark_options()
 
     def collection_url(self, collection: str) -> str:
         """The REST URL of a collection (no credentials in it)."""
