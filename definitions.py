@@ -110,6 +110,12 @@ def _embed(model: Any, frame: Any) -> Any:
 
 @asset(description="A Spark ML Word2Vec pipeline fitted on the corpus, saved as a directory (its path).")
 def embedding_model(context: AssetExecutionContext, documents: pd.DataFrame, pyspark: PySparkResource) -> str:
+    if context.instance.is_ephemeral:
+        context.log.warning(
+            "DAGSTER_HOME is unset: this run, its asset values and the model saved here go to a temporary "
+            "directory that Dagster deletes when the command ends, so `dagster dev` will not show them and "
+            "later runs cannot load them. Run with DAGSTER_HOME=$PWD/.dagster_home, as the README does."
+        )
     spark = pyspark.spark_session
     model = _embedding_pipeline().fit(_with_content(spark.createDataFrame(documents)))
     path = Path(context.instance.storage_directory()) / "spark_models" / f"embedding_model_{context.run.run_id}"
