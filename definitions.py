@@ -110,7 +110,7 @@ def _embed(model: Any, frame: Any) -> Any:
 
 @asset(description="A Spark ML Word2Vec pipeline fitted on the corpus, saved as a directory (its path).")
 def embedding_model(context: AssetExecutionContext, documents: pd.DataFrame, pyspark: PySparkResource) -> str:
-    if context.instance.is_ephemeral:
+    if context.instance.is_ephemeral or not os.environ.get("DAGSTER_HOME"):
         context.log.warning(
             "DAGSTER_HOME is unset: this run, its asset values and the model saved here go to a temporary "
             "directory that Dagster deletes when the command ends, so `dagster dev` will not show them and "
