@@ -8,9 +8,15 @@ other assets are small Python values kept by Dagster's default IO manager. Qdran
 (started on demand, data in ``.qdrant/`` or DAGSTER_QDRANT_PATH) unless QDRANT_URL (and QDRANT_API_KEY)
 name a real one.
 
+Runs, asset values and the fitted model live in the Dagster instance at DAGSTER_HOME. Without it Dagster
+uses a temporary one, deleted when the command ends, and the UI would show nothing of a run made from the
+command line; so every command uses the project's ``.dagster_home/`` (its dagster.yaml also shows the
+run's INFO lines only, and the embedded server's, on the console):
+
+    export DAGSTER_HOME=$PWD/.dagster_home
+    dagster asset materialize -f definitions.py --select '*' --partition 2024-05-03
     dagster dev -w workspace.yaml
-    dagster asset materialize -f definitions.py --select 'documents,embedding_model,document_embeddings,similar_documents'
-    dagster asset materialize -f definitions.py --select daily_documents --partition 2024-05-03
+    dagster asset materialize -f definitions.py --select similar_documents
 """
 
 import importlib.resources
@@ -29,6 +35,7 @@ from dagster import (
     DailyPartitionsDefinition,
     Definitions,
     EnvVar,
+    InitResourceContext,
     MetadataValue,
     asset,
     asset_check,
@@ -37,6 +44,7 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 
 from dagster_qdrant import QdrantPySparkIOManager, QdrantResource
+from dagster_qdrant.spark.java import java_required
 
 VECTOR_SIZE = 64
 """Dimension of the document vectors (Word2Vec vectorSize)."""
@@ -102,6 +110,12 @@ def _embed(model: Any, frame: Any) -> Any:
 
 @asset(description="A Spark ML Word2Vec pipeline fitted on the corpus, saved as a directory (its path).")
 def embedding_model(context: AssetExecutionContext, documents: pd.DataFrame, pyspark: PySparkResource) -> str:
+    if context.instance.is_ephemeral or not os.environ.get("DAGSTER_HOME"):
+        context.log.warning(
+            "DAGSTER_HOME is unset: this run, its asset values and the model saved here go to a temporary "
+            "directory that Dagster deletes when the command ends, so `dagster dev` will not show them and "
+            "later runs cannot load them. Run with DAGSTER_HOME=$PWD/.dagster_home, as the README does."
+        )
     spark = pyspark.spark_session
     model = _embedding_pipeline().fit(_with_content(spark.createDataFrame(documents)))
     path = Path(context.instance.storage_directory()) / "spark_models" / f"embedding_model_{context.run.run_id}"
@@ -227,6 +241,15 @@ def embeddings_complete(
     )
 
 
+class JavaCheckedPySparkResource(PySparkResource):
+    """PySparkResource that, when Spark cannot start its JVM, says Java 17+ is needed and how to get it
+    (PySpark itself only says that the Java gateway exited)."""
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        with java_required():
+            super().setup_for_execution(context)
+
+
 def _env_or_none(name: str) -> Optional[EnvVar]:
     """EnvVar(name) when the variable is set: the UI then shows where the value comes from."""
     return EnvVar(name) if os.environ.get(name) else None
@@ -236,11 +259,12 @@ def build_definitions(qdrant: Optional[QdrantResource] = None, spark_config: Opt
     """The example Definitions; tests pass their own Qdrant connection."""
     if qdrant is None:
         qdrant = QdrantResource(endpoint=_env_or_none("QDRANT_URL"), api_key=_env_or_none("QDRANT_API_KEY"))
-    pyspark = PySparkResource(
+    pyspark = JavaCheckedPySparkResource(
         spark_config=spark_config
         or {
             "spark.master": "local[2]",
             "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",  # progress bars would cut through Dagster's log lines
             "spark.sql.shuffle.partitions": "2",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
         }

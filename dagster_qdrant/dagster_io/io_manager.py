@@ -287,10 +287,13 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
     def _spark_session(self) -> Any:
         from pyspark.sql import SparkSession
 
+        from dagster_qdrant.spark.java import java_required
+
         if self.pyspark is not None:
             spark = self.pyspark.spark_session
         else:
-            spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+            with java_required():
+                spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
         return _registered(spark)
 
 

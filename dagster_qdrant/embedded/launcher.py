@@ -3,13 +3,15 @@
 Only the standard library is imported here, so Dagster steps and Spark workers can call
 `ensure_embedded_qdrant` cheaply. The server writes `<data>/.server.json` ({pid, port, url}) once it
 listens; `ensure_embedded_qdrant` serializes callers of many processes with an fcntl lock on
-`<data>/.server.lock`, reuses a live server and replaces a dead one's stale file.
+`<data>/.server.lock`, reuses a live server and replaces a dead one's stale file. A shared server keeps
+its port from run to run (see `ports`), and says once per process where it runs and how to stop it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from dagster_qdrant.embedded.ports import PREFERRED_PORT, is_free, port_candidates, port_of, remember_port
+
 PATH_ENVIRONMENT_VARIABLE = "DAGSTER_QDRANT_PATH"
 API_KEY_ENVIRONMENT_VARIABLE = "DAGSTER_QDRANT_API_KEY"
 DEFAULT_DIRECTORY = ".qdrant"
@@ -26,6 +30,9 @@ SERVER_FILE = ".server.json"
 LOCK_FILE = ".server.lock"
 LOG_FILE = "server.log"
 START_TIMEOUT_SECONDS = 60.0
+LOG = logging.getLogger("dagster_qdrant.embedded")
+_ANNOUNCED: set[tuple[str, int]] = set()
+"""(data directory, pid) pairs this process has already logged."""
 
 
 class EmbeddedServer:
@@ -115,13 +122,19 @@ def start_embedded_qdrant(
         process.kill()
         process.wait()
         raise
+    remember_port(data_path, port_of(url))
     return EmbeddedServer(process, process.pid, url, data_path)
 
 
-def ensure_embedded_qdrant(path: str | os.PathLike[str] | None = None, *, api_key: str | None = None) -> str:
+def ensure_embedded_qdrant(
+    path: str | os.PathLike[str] | None = None, *, api_key: str | None = None, preferred_port: int = PREFERRED_PORT
+) -> str:
     """The URL of the embedded Qdrant serving `path`, starting a detached one if none runs.
 
-    Safe to call from many processes at once: they queue on a file lock and all get the same server.
+    Safe to call from many processes at once: they queue on a file lock and all get the same server. A
+    new server listens on the port remembered for `path` when it is free, else on `preferred_port` when
+    that is free, else on any free port. The server outlives the caller: it logs (INFO, logger
+    ``dagster_qdrant.embedded``) where it runs and how to stop it, once per process.
     """
     data_path = Path(path).resolve() if path is not None else default_path()
     data_path.mkdir(parents=True, exist_ok=True)
@@ -130,12 +143,42 @@ def ensure_embedded_qdrant(path: str | os.PathLike[str] | None = None, *, api_ke
         try:
             running = _read_server_file(data_path)
             if running and _alive(running["pid"]) and _ready(running["url"]):
+                _announce(data_path, running["pid"], running["url"], started=False)
                 return running["url"]
-            server = start_embedded_qdrant(data_path, api_key=api_key, detached=True)
-            server._process = None  # detached: it outlives this process, nobody reaps it here
+            server = _start_detached(data_path, api_key, preferred_port)
+            _announce(data_path, server.pid, server.url, started=True)
             return server.url
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _start_detached(data_path: Path, api_key: str | None, preferred_port: int) -> EmbeddedServer:
+    """Start on the first candidate port that is free; a port taken between the check and the bind
+    (another program started meanwhile) moves on to the next candidate."""
+    candidates = port_candidates(data_path, preferred_port)
+    for port in candidates:
+        if not is_free(port):
+            continue
+        try:
+            server = start_embedded_qdrant(data_path, port=port, api_key=api_key, detached=True)
+        except RuntimeError:
+            if port == candidates[-1] or is_free(port):
+                raise
+            continue
+        server._process = None  # detached: it outlives this process, nobody reaps it here
+        return server
+    raise AssertionError("unreachable: the last candidate, any free port, is always tried")
+
+
+def _announce(data_path: Path, pid: int, url: str, *, started: bool) -> None:
+    if (str(data_path), pid) in _ANNOUNCED:
+        return
+    _ANNOUNCED.add((str(data_path), pid))
+    LOG.info(
+        "Embedded Qdrant %s %s (data in %s, pid %d); it keeps running after this process exits: "
+        "`dagster-qdrant status --path %s` shows it, `dagster-qdrant stop --path %s` stops it",
+        "started at" if started else "running at", url, data_path, pid, data_path, data_path,
+    )
 
 
 def _wait_until_ready(data_path: Path, process: subprocess.Popen[bytes], previous: dict | None) -> str:
@@ -172,7 +215,16 @@ def _alive(pid: int) -> bool:
         finished, _ = os.waitpid(pid, os.WNOHANG)
         return finished == 0
     except ChildProcessError:
-        return True
+        return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that exited and waits for its parent to collect it (Linux: state Z in /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def _ready(url: str) -> bool:

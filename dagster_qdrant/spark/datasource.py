@@ -355,9 +355,14 @@ def register_qdrant_data_source(spark: Any) -> None:
     through the active session of the JVM thread that runs the query, and with PySpark's pinned threads a
     thread other than the main one starts with none, so ``format("qdrant")`` would not be found there
     (``DATA_SOURCE_NOT_FOUND``). Call this in every thread that reads or writes; the IO manager does.
+
+    The class is registered once per session: registering again would only make Spark log that the
+    data source "replaced a previously registered data source" on every call.
     """
     _make_active(spark)
     spark.conf.set(PUSHDOWN_CONF, "true")
+    if _registered_in(spark):
+        return
     source: type[QdrantDataSource] = QdrantDataSource
     try:
         context = spark.sparkContext
@@ -373,6 +378,32 @@ def register_qdrant_data_source(spark: Any) -> None:
             {"default_num_partitions": parallelism, "__module__": __name__, "__doc__": QdrantDataSource.__doc__},
         )
     spark.dataSource.register(source)
+    _remember_registration(spark)
+
+
+def _registry_entry(spark: Any) -> Any:
+    """The session's JVM registry entry for ``qdrant`` (None on Spark Connect, which has no JVM here)."""
+    jsession = getattr(spark, "_jsparkSession", None)
+    if jsession is None:
+        return None
+    manager = jsession.sessionState().dataSourceManager()
+    return manager.lookupDataSource(QDRANT_FORMAT) if manager.dataSourceExists(QDRANT_FORMAT) else None
+
+
+def _registered_in(spark: Any) -> bool:
+    """True when this session's ``qdrant`` entry is still the one this module registered in it."""
+    remembered = getattr(spark, _REGISTRATION_ATTRIBUTE, None)
+    return remembered is not None and remembered == _registry_entry(spark)
+
+
+def _remember_registration(spark: Any) -> None:
+    entry = _registry_entry(spark)
+    if entry is not None:
+        setattr(spark, _REGISTRATION_ATTRIBUTE, entry)
+
+
+_REGISTRATION_ATTRIBUTE = "_dagster_qdrant_data_source"
+"""Attribute of a SparkSession holding the registry entry ``register_qdrant_data_source`` made."""
 
 
 def _make_active(spark: Any) -> None:
