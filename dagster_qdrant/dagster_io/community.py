@@ -35,7 +35,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from dagster import Config
 from pydantic import Field
@@ -45,7 +45,25 @@ from dagster_qdrant.errors import QdrantConfigError
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
-    from dagster_qdrant.dagster_io.resources import QdrantResource
+
+class ResourceFields(Protocol):
+    """What this module reads of ``resources.QdrantResource`` (typed here so that the resource module is
+    the only one importing the other: no cycle between the two)."""
+
+    config: Optional["QdrantConfig"]
+    endpoint: Optional[str]
+    api_key: Optional[str]
+    timeout: float
+    headers: Any
+    verify: Any
+    ca_bundle: Optional[str]
+    embedded_path: Optional[str]
+    model_fields_set: set[str]
+
+    def resolved_endpoint(self) -> str: ...
+
+    def resolved_api_key(self) -> Optional[str]: ...
+
 
 MEMORY_LOCATION = ":memory:"
 CLIENT_EXTRA_HINT = "pip install 'dagster-qdrant[client]'"
@@ -162,7 +180,7 @@ def _refuse_conflict(field: str, ours: Any, config_field: str, theirs: Any) -> N
     )
 
 
-def resolve_api_key(resource: QdrantResource) -> Optional[str]:
+def resolve_api_key(resource: ResourceFields) -> Optional[str]:
     """``config.api_key``, else the resource's ``api_key``; both set and different is an error."""
     config = resource.config
     assert config is not None
@@ -172,7 +190,7 @@ def resolve_api_key(resource: QdrantResource) -> Optional[str]:
     return config.api_key or resource.api_key or None
 
 
-def resolve_timeout(resource: QdrantResource) -> float:
+def resolve_timeout(resource: ResourceFields) -> float:
     """``config.timeout``, else the resource's ``timeout``; both set and different is an error."""
     config = resource.config
     assert config is not None
@@ -183,7 +201,7 @@ def resolve_timeout(resource: QdrantResource) -> float:
     return float(config.timeout)
 
 
-def resolve_endpoint(resource: QdrantResource) -> str:
+def resolve_endpoint(resource: ResourceFields) -> str:
     """The URL the resource serves when it has a config: the server it names, or the embedded Qdrant."""
     config = resource.config
     assert config is not None
@@ -259,7 +277,7 @@ def _qdrant_client_class() -> type[QdrantClient]:
     return QdrantClient
 
 
-def _transport_arguments(resource: QdrantResource) -> dict[str, Any]:
+def _transport_arguments(resource: ResourceFields) -> dict[str, Any]:
     """The resource's headers and TLS settings, for the client's HTTP transport (only when set)."""
     arguments: dict[str, Any] = {}
     if resource.headers:
@@ -269,7 +287,7 @@ def _transport_arguments(resource: QdrantResource) -> dict[str, Any]:
     return arguments
 
 
-def client_arguments(resource: QdrantResource) -> dict[str, Any]:
+def client_arguments(resource: ResourceFields) -> dict[str, Any]:
     """Keyword arguments of ``QdrantClient`` for this resource (the API key among them: never log this)."""
     config = resource.config
     if config is None:
@@ -305,7 +323,7 @@ def client_arguments(resource: QdrantResource) -> dict[str, Any]:
 
 
 @contextmanager
-def open_client(resource: QdrantResource) -> Iterator[QdrantClient]:
+def open_client(resource: ResourceFields) -> Iterator[QdrantClient]:
     """An official ``QdrantClient`` for the resource's endpoint, closed when the block ends."""
     client_class = _qdrant_client_class()
     client = client_class(**client_arguments(resource))
