@@ -16,7 +16,7 @@ Why each piece is here:
   a server or proxy may quote the request's headers in an error body, so every error this client raises and
   every line it logs has the secrets it sends (api-key, Authorization and other credential headers) masked.
 
-Over 400 lines because it is one class of typed endpoints (each a few lines) around one retry loop; split,
+Why this module is long: it is one class of typed endpoints (each a few lines) around one retry loop; split,
 the endpoints would lose sight of the error mapping they all share.
 """
 

@@ -15,7 +15,7 @@ the one place an options object is validated), the unknown-key refusals and the 
 (``from_spark_options`` / ``spark_options``), the Dagster config classes (``dagster_io/resources.py``) and
 the README's option tables (``option_tables.py``).
 
-Over 400 lines on purpose: it holds every option of both directions with its description, next to the
+Why this module is long: it holds every option of both directions with its description, next to the
 few rules that span several options.
 """
 
