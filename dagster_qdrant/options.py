@@ -89,6 +89,7 @@ class ConnectionOptions:
     api_key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 30.0
+    connect_timeout: float = 5.0
     max_retries: int = 3
     backoff_factor: float = 0.5
     verify: bool | str = True
@@ -98,6 +99,7 @@ class ConnectionOptions:
         "api_key": parse.optional_text,
         "headers": parse.headers,
         "timeout": parse.positive_float,
+        "connect_timeout": parse.positive_float,
         "max_retries": parse.non_negative_int,
         "backoff_factor": parse.non_negative_float,
         "verify": parse.verify,

@@ -29,8 +29,6 @@ from dagster import (
     InputContext,
     MetadataValue,
     OutputContext,
-    TableColumn,
-    TableSchema,
 )
 from dagster_pyspark import PySparkResource
 from pydantic import Field
@@ -39,6 +37,7 @@ from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.spark_fuse_compat import unknown_option_error
 from dagster_qdrant.errors import QdrantConfigError, QdrantError
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions
+from dagster_qdrant.dagster_io.output_metadata import speed_metadata, table_metadata
 from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 
 VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
@@ -94,17 +93,17 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         if obj is None:
             return
         _require_dataframe(obj, context)
-        _registered(obj.sparkSession)
         connection = self._connection()
+        connection.http().check_answers()  # seconds, before the Spark write, if the server never answers
+        _registered(obj.sparkSession)
         name = self.collection_name(context)
         write_options = self._write_options(context.definition_metadata or {})
         if context.has_asset_partitions:
             metadata = self._write_partition(context, connection, name, obj, write_options)
         else:
             metadata = self._replace_collection(context, connection, name, obj, write_options)
-        metadata["dagster/column_schema"] = MetadataValue.table_schema(_table_schema(obj))
+        metadata.update(table_metadata(name, obj, context.definition_metadata, context.log))
         metadata["dagster/uri"] = MetadataValue.url(connection.collection_url(name))
-        metadata["dagster/relation_identifier"] = name
         context.add_output_metadata(metadata)
 
     def _replace_collection(
@@ -148,7 +147,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
             "collection": version,
             "alias": alias,
             **_vector_metadata(info),
-            **_speed_metadata(points, seconds),
+            **speed_metadata(points, seconds),
         }
 
     def _move_alias(self, context: OutputContext, http: Any, alias: str, version: str) -> Optional[str]:
@@ -207,7 +206,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
             "collection": collection,
             "partition_field": self.partition_field,
             **_vector_metadata(http.collection_info(collection)),
-            **_speed_metadata(partition_points, seconds),
+            **speed_metadata(partition_points, seconds),
         }
 
     def _write_frame(
@@ -455,14 +454,6 @@ def _restore_column_names(frame: Any, write_options: Mapping[str, Any]) -> Any:
     return frame
 
 
-def _table_schema(frame: Any) -> TableSchema:
-    return TableSchema(
-        columns=[
-            TableColumn(name=item.name, type=item.dataType.simpleString()) for item in frame.schema.fields
-        ]
-    )
-
-
 def _vector_metadata(info: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     """Vector size and distance from the collection's config: one value, or one per named vector."""
     vectors = (((info or {}).get("config") or {}).get("params") or {}).get("vectors") or {}
@@ -476,13 +467,6 @@ def _vector_metadata(info: Optional[Mapping[str, Any]]) -> dict[str, Any]:
             ),
         }
     return {}
-
-
-def _speed_metadata(points: int, seconds: float) -> dict[str, Any]:
-    return {
-        "write_seconds": round(seconds, 3),
-        "points_per_second": round(points / seconds, 1) if seconds > 0 else float(points),
-    }
 
 
 @contextmanager

@@ -219,6 +219,11 @@ class QdrantResource(ConfigurableResource):
     timeout: float = Field(
         default=_default(ConnectionOptions, "timeout"), description="Seconds to wait for one response."
     )
+    connect_timeout: float = Field(
+        default=_default(ConnectionOptions, "connect_timeout"),
+        description="Seconds to wait for the server to accept a connection, and for its answer to the "
+        "connection check the IO manager makes before each write.",
+    )
     max_retries: int = Field(
         default=_default(ConnectionOptions, "max_retries"),
         description="Retries of a request after a timeout, a dropped connection, 408, 429, 500, 502, 503 or 504.",
@@ -259,6 +264,7 @@ class QdrantResource(ConfigurableResource):
             "api_key": self.resolved_api_key(),
             "headers": dict(self.headers),
             "timeout": self.timeout,
+            "connect_timeout": self.connect_timeout,
             "max_retries": self.max_retries,
             "backoff_factor": self.backoff_factor,
             "verify": self.ca_bundle or self.verify,
