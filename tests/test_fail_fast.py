@@ -204,3 +204,20 @@ def test_any_answer_passes_the_check(qdrant_url: str) -> None:
     with FaultProxy(qdrant_url, methods=("GET",), script=["503"]) as proxy:
         QdrantHttp(ConnectionOptions(endpoint=proxy.url, max_retries=0)).check_answers()
         assert proxy.faults_injected() == {"503": 1}
+
+
+def test_write_qdrant_points_fails_in_seconds_on_a_server_that_never_answers(silent: SilentServer) -> None:
+    started = time.monotonic()
+    with pytest.raises(QdrantConnectionError) as raised:
+        write_qdrant_points(
+            [{"id": 1, "vector": [1.0, 2.0]}], endpoint=silent.url, collection="documents", connect_timeout=WAIT
+        )
+    assert WAIT <= time.monotonic() - started < WAIT + MARGIN
+    assert f"did not answer GET / within {WAIT}s" in str(raised.value) and silent.url in str(raised.value)
+    assert silent.request_lines() == ["GET / HTTP/1.1"], "one check, then nothing"
+
+
+def test_write_qdrant_points_sends_nothing_for_bad_input_even_the_check(silent: SilentServer) -> None:
+    with pytest.raises(Exception, match="vector"):
+        write_qdrant_points([{"id": 1, "vector": "not a vector"}], endpoint=silent.url, collection="documents")
+    assert silent.request_lines() == []
