@@ -132,6 +132,7 @@ def _load_model(path: str) -> Any:
 
 @asset(
     io_manager_key=QDRANT_IO_MANAGER,
+    kinds={"spark", "qdrant"},  # the UI's badges: kinds are part of the definition, not of the IO manager
     metadata={"id_field": "id", "vector_field": "vector", "distance": "Cosine"},
     description="One point per document: its Word2Vec vector and its fields as payload.",
 )
@@ -142,6 +143,7 @@ def document_embeddings(documents: pd.DataFrame, embedding_model: str, pyspark: 
 
 @asset(
     io_manager_key=QDRANT_IO_MANAGER,
+    kinds={"spark", "qdrant"},
     partitions_def=daily_partitions,
     ins={
         "document_embeddings": AssetIn(

@@ -9,7 +9,8 @@ Why each piece is here:
   ``scroll_decode`` (simdjson), which takes dense vectors out as float buffers;
 - each body read in one piece (``_whole_body``), not ``requests``' 10 KB steps;
 - retries only where retrying can help (408, 429 with ``Retry-After``, 500, 502, 503, 504, dropped
-  connections and timeouts) with exponential backoff and jitter; any other 4xx or 5xx (501 Not Implemented,
+  connections and read timeouts) with exponential backoff and jitter; a connect timeout (its own,
+  shorter option) is not retried, since TCP already resent the SYN within it; any other 4xx or 5xx (501 Not Implemented,
   505 HTTP Version Not Supported, 507 Insufficient Storage, ...) would fail the same way again, so it is
   raised at once with the server's message;
 - errors mapped to errors.py with the status, the collection and the point ids involved, never the API key:
@@ -219,7 +220,7 @@ class QdrantHttp:
                     url,
                     data=data,
                     params=params,
-                    timeout=self.options.timeout,
+                    timeout=(self.options.connect_timeout, self.options.timeout),
                     verify=self.options.verify,
                     stream=True,
                 )
@@ -233,8 +234,10 @@ class QdrantHttp:
                     collection=collection,
                 ) from None
             except _DROPPED as error:
-                if last_attempt:
-                    raise self._unreachable(method, path, error, collection) from None
+                # A connect that timed out was already retried by TCP (the SYN is resent within the wait):
+                # another attempt would only multiply the wait for a host that does not answer.
+                if last_attempt or isinstance(error, requests.ConnectTimeout):
+                    raise self._unreachable(method, path, error, collection, attempt + 1) from None
                 self._pause(attempt, f"{method} {path}: {type(error).__name__}")
                 continue
             status = response.status_code
@@ -276,16 +279,24 @@ class QdrantHttp:
                 collection=collection,
             ) from None
 
-    def _unreachable(self, method: str, path: str, error: Exception, collection: str | None) -> QdrantError:
-        kind = "timed out" if isinstance(error, requests.Timeout) else "could not connect"
-        hint = (
-            f"raise the 'timeout' option (now {self.options.timeout}s) or check the server's load"
-            if isinstance(error, requests.Timeout)
-            else "check the endpoint, or start the server (`dagster-qdrant serve` for the embedded one)"
-        )
+    def _unreachable(
+        self, method: str, path: str, error: Exception, collection: str | None, attempts: int
+    ) -> QdrantError:
+        if isinstance(error, requests.ConnectTimeout):
+            kind = f"accepted no connection within {self.options.connect_timeout}s"
+            hint = (
+                "check the endpoint's host and port and any firewall between, or raise the "
+                f"'connect_timeout' option (now {self.options.connect_timeout}s) for a slow network"
+            )
+        elif isinstance(error, requests.Timeout):
+            kind = "timed out"
+            hint = f"raise the 'timeout' option (now {self.options.timeout}s) or check the server's load"
+        else:
+            kind = "could not connect"
+            hint = "check the endpoint, or start the server (`dagster-qdrant serve` for the embedded one)"
         return QdrantConnectionError(
             f"Qdrant at {self.endpoint} {kind} for {method} {path} after "
-            f"{self.options.max_retries + 1} attempt(s) ({type(error).__name__}); {hint}",
+            f"{attempts} attempt(s) ({type(error).__name__}); {hint}",
             collection=collection,
         )
 
@@ -338,6 +349,41 @@ class QdrantHttp:
         )
 
     # ----- server and collections ----------------------------------------------------------------
+
+    def check_answers(self) -> None:
+        """Fail in seconds if the server does not answer ``GET /`` within ``connect_timeout``.
+
+        A server that accepts connections and never answers (a stopped process, a port-forward to a dead
+        pod, a proxy with nothing behind it) would otherwise cost each request its read timeout times its
+        attempts: two minutes with the defaults. ``GET /`` is Qdrant's version banner (no collection, no
+        lock), so a live server answers it at once. Any HTTP answer counts: the requests that follow report
+        what they meet. A refused or dropped connection is retried like any request (a server restarting);
+        a timeout is not, since waiting again would only double the wait.
+        """
+        wait = self.options.connect_timeout
+        attempts = self.options.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                self._session.get(
+                    self.endpoint + "/", timeout=(wait, wait), verify=self.options.verify
+                ).close()
+                return
+            except requests.exceptions.SSLError:
+                return  # it answered the handshake; the first request reports the TLS problem and its fix
+            except requests.ConnectTimeout as error:
+                raise self._unreachable("GET", "/", error, None, attempt + 1) from None
+            except requests.Timeout:
+                raise QdrantConnectionError(
+                    f"Qdrant at {self.endpoint} accepted a connection but did not answer GET / within "
+                    f"{wait}s (the 'connect_timeout' option): check that the endpoint is Qdrant's REST port "
+                    "(6333 by default) and that the server is running, not stopped or overloaded; fix the "
+                    "endpoint (the resource's endpoint or QDRANT_URL), or raise 'connect_timeout' if the "
+                    "server is only slow to answer"
+                ) from None
+            except _DROPPED as error:
+                if attempt == attempts - 1:
+                    raise self._unreachable("GET", "/", error, None, attempts) from None
+                self._pause(attempt, f"GET /: {type(error).__name__}")
 
     def server_version(self) -> tuple[int, int, int]:
         """The server's version from ``GET /`` (pre-release suffixes dropped); (0, 0, 0) when unknown."""

@@ -158,7 +158,13 @@ class ConnectionOptions:
     headers: Mapping[str, str] = option(
         {}, parse.headers, "extra headers merged into every request", config_type=dict[str, str], secret=True
     )
-    timeout: float = option(30.0, parse.positive_float, "seconds per request")
+    timeout: float = option(30.0, parse.positive_float, "seconds to wait for an answer")
+    connect_timeout: float = option(
+        5.0,
+        parse.positive_float,
+        "seconds to wait for a connection (not retried: TCP resends the SYN within it); also how long the "
+        "IO manager's check before a write waits for `GET /`",
+    )
     max_retries: int = option(
         3,
         parse.non_negative_int,

@@ -66,6 +66,14 @@ query Repositories {
 }
 """
 
+ASSET_KINDS = """
+query AssetKinds {
+  repositoriesOrError {
+    ... on RepositoryConnection { nodes { assetNodes { assetKey { path } kinds } } }
+  }
+}
+"""
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -170,6 +178,16 @@ def _wait_for_run(url: str, run_id: str) -> str:
 def _failures(url: str, run_id: str) -> list[Any]:
     events = _graphql(url, RUN_FAILURES, {"runId": run_id})["logsForRun"].get("events", [])
     return [event for event in events if event["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")]
+
+
+def test_the_ui_shows_the_qdrant_kind_on_the_assets_stored_in_qdrant(webserver: str) -> None:
+    repositories = _graphql(webserver, ASSET_KINDS)["repositoriesOrError"]["nodes"]
+    kinds = {
+        "/".join(node["assetKey"]["path"]): set(node["kinds"])
+        for repository in repositories
+        for node in repository["assetNodes"]
+    }
+    assert {key for key, shown in kinds.items() if "qdrant" in shown} == {"document_embeddings", "daily_documents"}
 
 
 def test_every_asset_materializes_from_the_ui(webserver: str, qdrant_url: str) -> None:

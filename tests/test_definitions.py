@@ -102,7 +102,7 @@ def test_output_metadata_describes_the_collection_without_the_api_key(
 ) -> None:
     metadata = _materialization(pipeline["run"], "document_embeddings")
     assert metadata["dagster/row_count"] == 320
-    assert metadata["dagster/relation_identifier"] == "document_embeddings"
+    assert metadata["dagster/table_name"] == "document_embeddings"
     assert metadata["dagster/uri"] == qdrant.collection_url("document_embeddings")
     assert metadata["alias"] == "document_embeddings"
     assert metadata["collection"] == pipeline["first_version"]

@@ -80,11 +80,11 @@ def test_unpartitioned_output_is_served_through_an_alias_with_table_metadata(
     assert http.count(collection_name) == 30
     assert payloads(http, collection_name)[7] == {"text": "document 7", "topic": "t"}
     assert metadata["dagster/row_count"] == 30
-    assert metadata["dagster/relation_identifier"] == collection_name
+    assert metadata["dagster/table_name"] == collection_name
     assert metadata["dagster/uri"].endswith(f"/collections/{collection_name}")
     assert metadata["collection"] == version and metadata["alias"] == collection_name
     assert metadata["vector_size"] == 4 and metadata["distance"] == "Cosine"
-    assert metadata["points_per_second"] > 0
+    assert "points_per_second" not in metadata, "30 points measure Spark's start-up, not throughput"
     schema = metadata["dagster/column_schema"]
     assert isinstance(schema, TableSchema)
     assert [(c.name, c.type) for c in schema.columns] == [

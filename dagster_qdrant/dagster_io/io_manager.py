@@ -22,8 +22,6 @@ from dagster import (
     InputContext,
     MetadataValue,
     OutputContext,
-    TableColumn,
-    TableSchema,
 )
 from dagster_pyspark import PySparkResource
 from pydantic import Field
@@ -35,6 +33,7 @@ from dagster_qdrant.filters import all_of
 from dagster_qdrant.option_parsers import optional_columns
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
 from dagster_qdrant.spark.schema import VECTOR_COLUMN
+from dagster_qdrant.dagster_io.output_metadata import speed_metadata, table_metadata
 from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 from dagster_qdrant.vector_config import VectorConfig
 
@@ -91,8 +90,9 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         if obj is None:
             return
         _require_dataframe(obj, context)
-        _registered(obj.sparkSession)
         connection = self._connection()
+        connection.http().check_answers()  # seconds, before the Spark write, if the server never answers
+        _registered(obj.sparkSession)
         name = self.collection_name(context)
         write_options = self._write_options(
             name, context.definition_metadata or {}, partitioned=context.has_asset_partitions
@@ -101,9 +101,8 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
             metadata = self._write_partition(context, connection, name, obj, write_options)
         else:
             metadata = self._replace_collection(context, connection, name, obj, write_options)
-        metadata["dagster/column_schema"] = MetadataValue.table_schema(_table_schema(obj))
+        metadata.update(table_metadata(name, obj, context.definition_metadata, context.log))
         metadata["dagster/uri"] = MetadataValue.url(connection.collection_url(name))
-        metadata["dagster/relation_identifier"] = name
         context.add_output_metadata(metadata)
 
     def _replace_collection(
@@ -125,7 +124,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
             "collection": replaced.version,
             "alias": alias,
             **_vector_metadata(replaced.vectors),
-            **_speed_metadata(replaced.points, replaced.seconds),
+            **speed_metadata(replaced.points, replaced.seconds),
         }
 
     def _write_partition(
@@ -161,7 +160,7 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
             "collection": collection,
             "partition_field": self.partition_field,
             **_vector_metadata(replaced.vectors),
-            **_speed_metadata(replaced.partition_points, replaced.seconds),
+            **speed_metadata(replaced.partition_points, replaced.seconds),
         }
 
     def _collections(self, context: OutputContext, connection: QdrantResource) -> lifecycle.QdrantCollections:
@@ -370,14 +369,6 @@ def _restore_column_names(frame: Any, write_options: WriteOptions) -> Any:
     return frame
 
 
-def _table_schema(frame: Any) -> TableSchema:
-    return TableSchema(
-        columns=[
-            TableColumn(name=item.name, type=item.dataType.simpleString()) for item in frame.schema.fields
-        ]
-    )
-
-
 def _vector_metadata(vectors: Optional[VectorConfig]) -> dict[str, Any]:
     """Vector size and distance from the collection's config: one value, or one per named vector."""
     if vectors is None or not vectors.dense:
@@ -390,8 +381,3 @@ def _vector_metadata(vectors: Optional[VectorConfig]) -> dict[str, Any]:
     }
 
 
-def _speed_metadata(points: int, seconds: float) -> dict[str, Any]:
-    return {
-        "write_seconds": round(seconds, 3),
-        "points_per_second": round(points / seconds, 1) if seconds > 0 else float(points),
-    }

@@ -198,6 +198,7 @@ class QdrantResource(_ConnectionConfig):
             "api_key": self.resolved_api_key(),
             "headers": dict(self.headers),
             "timeout": community.resolve_timeout(self) if self.config is not None else self.timeout,
+            "connect_timeout": self.connect_timeout,
             "max_retries": self.max_retries,
             "backoff_factor": self.backoff_factor,
             "verify": self.ca_bundle or self.verify,

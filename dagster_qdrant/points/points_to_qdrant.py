@@ -77,9 +77,13 @@ class _Progress:
 class PointWriter:
     """Writes points to one collection; not shared between threads (each Spark task makes its own)."""
 
-    def __init__(self, options: WriteOptions, http: QdrantHttp | None = None) -> None:
+    def __init__(self, options: WriteOptions, http: QdrantHttp | None = None, check_first: bool = False) -> None:
+        """``check_first``: before the first request, check that the server answers at all (seconds instead of
+        every attempt's read timeout, see ``QdrantHttp.check_answers``); the caller's own check, if it made
+        one, makes it needless (Spark's tasks run after the IO manager's)."""
         self.options = options
         self.http = http or QdrantHttp(options)
+        self._check_first = check_first
         self._vector_sizes: dict[str, int] | None = None
         self._sparse_names: set[str] = set()
         self._seen_ids: set[Any] = set()
@@ -264,6 +268,8 @@ class PointWriter:
 
     def _ensure_collection(self, part: PointColumns) -> None:
         if self._vector_sizes is None:
+            if self._check_first:
+                self.http.check_answers()
             name = self.options.collection
             info = self.http.collection_info(name)
             if info is None and not self.options.create_collection:

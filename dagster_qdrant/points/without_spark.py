@@ -35,7 +35,7 @@ def write_qdrant_points(points: Any, *args: Any, **options: Any) -> WriteReport:
     """
     config: Mapping[str, Any] | WriteOptions | None = write_points_arguments(args, options)
     write_options: WriteOptions = WriteOptions.from_config(config, **options)
-    writer = PointWriter(write_options)
+    writer = PointWriter(write_options, check_first=True)  # after validation: bad input still sends nothing
     if isinstance(points, (pa.Table, pa.RecordBatch)):
         return writer.write_batches([points])
     if _is_pandas(points):
