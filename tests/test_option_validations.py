@@ -22,7 +22,7 @@ from dagster import build_input_context, build_output_context
 from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
 from dagster_qdrant.dagster_io.resources import QdrantResource
 from dagster_qdrant.options import ConnectionOptions
-from dagster_qdrant.spark.datasource import register_qdrant_data_source
+from dagster_qdrant.spark.datasource import QdrantDataSource, register_qdrant_data_source
 
 LOG_VARIABLE = "DAGSTER_QDRANT_TEST_VALIDATION_LOG"
 SITECUSTOMIZE = f"""
@@ -84,7 +84,7 @@ def validations(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     python_path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH", ""), *sys.path[:1]]))
     environment["PYTHONPATH"] = python_path
     environment[LOG_VARIABLE] = str(seen.log)
-    register_qdrant_data_source(spark)
+    _register_again(spark)
     try:
         yield seen
     finally:
@@ -93,7 +93,14 @@ def validations(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
                 environment.pop(key, None)
             else:
                 environment[key] = value
-        register_qdrant_data_source(spark)
+        _register_again(spark)
+
+
+def _register_again(spark: Any) -> None:
+    """Register anew, so that Spark captures the environment as it is now: the data source is registered
+    once per session, and again only when the session's ``qdrant`` entry changed (as it has here)."""
+    spark.dataSource.register(QdrantDataSource)
+    register_qdrant_data_source(spark)
 
 
 SCHEMA = "id long, text string, vector array<float>"

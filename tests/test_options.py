@@ -319,6 +319,7 @@ NATIVE_VALUES = {
     "api_key": "k-123",
     "headers": {"x-team": "search"},
     "timeout": 2.5,
+    "connect_timeout": 1.5,
     "max_retries": 0,
     "backoff_factor": 1.25,
     "verify": "/etc/ssl/ca.pem",
