@@ -22,6 +22,7 @@ through ``write_qdrant_points``' and ``read_qdrant_points``' road, with no Spark
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union
 
@@ -113,6 +114,7 @@ class QdrantIOManager(ConfigurableIOManager):
         return None
 
     def _handler_for(self, kind: Any) -> Optional[QdrantTypeHandler[Any]]:
+        kind = _plain_type(kind)
         if not isinstance(kind, type):
             return None
         for handler in self.type_handlers():
@@ -125,7 +127,7 @@ class QdrantIOManager(ConfigurableIOManager):
 
     def _output_handler(self, context: OutputContext, obj: Any) -> QdrantTypeHandler[Any]:
         """The handler of the output's annotation when it has one for it and the object is one, else of its type."""
-        annotation = _annotation(context)
+        annotation = _plain_type(_annotation(context))
         handler = self._handler_for(annotation)
         if handler is None or not isinstance(obj, annotation):
             handler = self._handler_for(type(obj))
@@ -387,11 +389,20 @@ def _annotation(context: Union[OutputContext, InputContext]) -> Any:
     return getattr(dagster_type, "typing_type", Any)
 
 
+def _plain_type(kind: Any) -> Any:
+    """``list[dict]`` -> ``list``, ``Optional[pd.DataFrame]`` -> ``pd.DataFrame``: the class a handler is for."""
+    if typing.get_origin(kind) is Union:
+        others = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        kind = others[0] if len(others) == 1 else kind
+    return typing.get_origin(kind) or kind
+
+
 def _node_name(context: Union[OutputContext, InputContext]) -> str:
     return context.asset_key.to_user_string() if context.has_asset_key else context.name
 
 
 def _type_name(kind: Any) -> str:
+    kind = _plain_type(kind)
     module = getattr(kind, "__module__", "")
     name = getattr(kind, "__qualname__", None) or repr(kind)
     return name if module in ("builtins", "") else f"{module.split('.')[0]}.{name}"

@@ -91,7 +91,11 @@ class QdrantTypeHandler(ABC, Generic[T]):
         """The points of ``source`` as this handler's kind of frame."""
 
     def type_names(self) -> list[str]:
-        return [f"{kind.__module__.split('.')[0]}.{kind.__qualname__}" for kind in self.supported_types]
+        """How errors name the supported types: ``pandas.DataFrame`` (the package, not the module it is in)."""
+        return [
+            kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__qualname__}"
+            for kind in self.supported_types
+        ]
 
 
 # ----- PySpark ---------------------------------------------------------------------------------------
