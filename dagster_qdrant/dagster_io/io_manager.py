@@ -22,13 +22,11 @@ through ``write_qdrant_points``' and ``read_qdrant_points``' road, with no Spark
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union
 
 from dagster import (
     ConfigurableIOManager,
-    DagsterInvariantViolationError,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -41,12 +39,17 @@ from dagster_qdrant.spark_fuse_compat import unknown_option_error
 from dagster_qdrant.errors import QdrantConfigError
 from dagster_qdrant.filters import all_of
 from dagster_qdrant.options import ReadOptions
+from dagster_qdrant.dagster_io.partition_keys import check_partition_keys, partition_column
 from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 from dagster_qdrant.dagster_io.type_handlers import (
     InputSource,
     QdrantTypeHandler,
+    annotation_of,
     default_type_handlers,
+    handler_for,
+    plain_type,
     register_data_source,
+    type_name,
 )
 from dagster_qdrant.vector_config import VectorConfig
 
@@ -114,37 +117,31 @@ class QdrantIOManager(ConfigurableIOManager):
         return None
 
     def _handler_for(self, kind: Any) -> Optional[QdrantTypeHandler[Any]]:
-        kind = _plain_type(kind)
-        if not isinstance(kind, type):
-            return None
-        for handler in self.type_handlers():
-            if any(issubclass(kind, supported) for supported in handler.supported_types):
-                return handler
-        return None
+        return handler_for(self.type_handlers(), kind, type(self).__name__)
 
     def _supported_names(self) -> str:
         return ", ".join(name for handler in self.type_handlers() for name in handler.type_names())
 
     def _output_handler(self, context: OutputContext, obj: Any) -> QdrantTypeHandler[Any]:
         """The handler of the output's annotation when it has one for it and the object is one, else of its type."""
-        annotation = _plain_type(_annotation(context))
+        annotation = plain_type(annotation_of(context))
         handler = self._handler_for(annotation)
         if handler is None or not isinstance(obj, annotation):
             handler = self._handler_for(type(obj))
         if handler is None:
             raise QdrantConfigError(
                 f"{type(self).__name__} stores {self._supported_names()} outputs, but {_node_name(context)} "
-                f"returned {_type_name(type(obj))}: return one of those, give this asset another "
+                f"returned {type_name(type(obj))}: return one of those, give this asset another "
                 "io_manager_key, or add a type handler for it (override type_handlers())"
             )
         return handler
 
     def _input_handler(self, context: InputContext) -> QdrantTypeHandler[Any]:
-        annotation = _annotation(context)
+        annotation = annotation_of(context)
         kind = self.default_load_type() if annotation is Any else annotation
         handler = self._handler_for(kind)
         if handler is None:
-            what = "has no type annotation" if kind is None else f"is annotated {_type_name(kind)}"
+            what = "has no type annotation" if kind is None else f"is annotated {type_name(kind)}"
             raise QdrantConfigError(
                 f"The input {_node_name(context)} {what}; {type(self).__name__} loads "
                 f"{self._supported_names()}: annotate the input with one of those"
@@ -221,13 +218,13 @@ class QdrantIOManager(ConfigurableIOManager):
         def writer(rows: Any) -> Any:
             return lambda target: handler.write(rows, target, connection, write_options)
 
-        column = _partition_column(context, keys, handler.columns(frame))
+        column = partition_column(context, keys, handler.columns(frame))
         if column is None:
             tagged = handler.with_value(frame, field, keys[0])
             replaced = [collections.replace_partition(collection, field, keys[0], writer(tagged))]
         else:
             with handler.partitioned(frame, column) as rows:
-                _check_partition_keys(context, column, keys, rows.counts)
+                check_partition_keys(context, column, keys, rows.counts)
                 replaced = [
                     collections.replace_partition(
                         collection, field, key,
@@ -380,80 +377,8 @@ _INPUT_METADATA_KEYS = frozenset(
 )
 
 
-def _annotation(context: Union[OutputContext, InputContext]) -> Any:
-    """The output's or input's annotation (``Any`` when it has none)."""
-    try:
-        dagster_type = context.dagster_type
-    except DagsterInvariantViolationError:  # a context built in a test without a type
-        return Any
-    return getattr(dagster_type, "typing_type", Any)
-
-
-def _plain_type(kind: Any) -> Any:
-    """``list[dict]`` -> ``list``, ``Optional[pd.DataFrame]`` -> ``pd.DataFrame``: the class a handler is for."""
-    if typing.get_origin(kind) is Union:
-        others = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-        kind = others[0] if len(others) == 1 else kind
-    return typing.get_origin(kind) or kind
-
-
 def _node_name(context: Union[OutputContext, InputContext]) -> str:
     return context.asset_key.to_user_string() if context.has_asset_key else context.name
-
-
-def _type_name(kind: Any) -> str:
-    kind = _plain_type(kind)
-    module = getattr(kind, "__module__", "")
-    name = getattr(kind, "__qualname__", None) or repr(kind)
-    return name if module in ("builtins", "") else f"{module.split('.')[0]}.{name}"
-
-
-def _partition_column(context: OutputContext, keys: Sequence[str], columns: Sequence[str]) -> Optional[str]:
-    """The ``partition_expr`` column that gives each row its partition key (None: the run has one key)."""
-    column = _plain((context.definition_metadata or {}).get("partition_expr"))
-    asset = context.asset_key.to_user_string()
-    if column is None:
-        if len(keys) != 1:
-            raise QdrantConfigError(
-                f"{asset}: one run writes {len(keys)} partitions ({keys[0]!r} to {keys[-1]!r}), so each row "
-                "must say which one it belongs to: set the asset's metadata 'partition_expr' to the column "
-                "holding each row's partition key (e.g. metadata={'partition_expr': 'day'}), or backfill "
-                "one partition per run (BackfillPolicy.multi_run(1))"
-            )
-        return None
-    if not isinstance(column, str):
-        raise QdrantConfigError(
-            f"{asset}: metadata 'partition_expr' is {column!r}; it must name one column holding each row's "
-            "partition key as Dagster writes it (for a multi-partitioned asset the whole key, e.g. '2024-05-03|b')"
-        )
-    if column not in columns:
-        raise QdrantConfigError(
-            f"{asset}: metadata 'partition_expr' names the column {column!r}, which the DataFrame does not "
-            f"have; it has {list(columns)!r}"
-        )
-    return column
-
-
-def _check_partition_keys(
-    context: OutputContext, column: str, keys: Sequence[str], counts: Mapping[Optional[str], int]
-) -> None:
-    """Every row's key is one of the run's partitions: else nothing is deleted or written."""
-    asset = context.asset_key.to_user_string()
-    missing = counts.get(None, 0)
-    if missing:
-        raise QdrantConfigError(
-            f"{asset}: {missing} row(s) have no partition key in column {column!r} (partition_expr): give every "
-            "row the key of its partition"
-        )
-    outside = sorted(key for key in counts if key is not None and key not in set(keys))
-    if outside:
-        shown = ", ".join(f"{key!r} ({counts[key]} rows)" for key in outside[:5])
-        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
-        raise QdrantConfigError(
-            f"{asset}: column {column!r} (partition_expr) holds keys outside the partitions of this run "
-            f"({keys[0]!r} to {keys[-1]!r}, {len(keys)} partitions): {shown}{more}; nothing was written. "
-            "Keep only the rows of the run's partitions (context.partition_keys), keyed as Dagster names them"
-        )
 
 
 def _plain(value: Any) -> Any:

@@ -17,13 +17,14 @@ Users extend the IO manager with their own handler (a subclass of ``QdrantTypeHa
 from __future__ import annotations
 
 import collections
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar, Union
 
-from dagster import TableColumn, TableSchema
+from dagster import DagsterInvariantViolationError, InputContext, OutputContext, TableColumn, TableSchema
 
 from dagster_qdrant.errors import QdrantConfigError
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions
@@ -91,11 +92,8 @@ class QdrantTypeHandler(ABC, Generic[T]):
         """The points of ``source`` as this handler's kind of frame."""
 
     def type_names(self) -> list[str]:
-        """How errors name the supported types: ``pandas.DataFrame`` (the package, not the module it is in)."""
-        return [
-            kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__qualname__}"
-            for kind in self.supported_types
-        ]
+        """How errors name the supported types."""
+        return [type_name(kind) for kind in self.supported_types]
 
 
 # ----- PySpark ---------------------------------------------------------------------------------------
@@ -330,6 +328,51 @@ def _refuse_spark_only_options(source: InputSource) -> None:
         )
 
 
+def handler_for(
+    handlers: Sequence[QdrantTypeHandler[Any]], kind: Any, owner: str = "the IO manager"
+) -> Optional[QdrantTypeHandler[Any]]:
+    """The handler whose supported types include ``kind`` (or a base of it); two handlers for one type are
+    refused, as Dagster's database IO managers refuse them: leave the default one out to replace it."""
+    taken: dict[type, QdrantTypeHandler[Any]] = {}
+    for handler in handlers:
+        for supported in handler.supported_types:
+            if supported in taken:
+                raise QdrantConfigError(
+                    f"{owner} has two type handlers for {type_name(supported)}: {type(taken[supported]).__name__} "
+                    f"and {type(handler).__name__}; return only one of them from type_handlers()"
+                )
+            taken[supported] = handler
+    kind = plain_type(kind)
+    if not isinstance(kind, type):
+        return None
+    return next((handler for supported, handler in taken.items() if issubclass(kind, supported)), None)
+
+
+def annotation_of(context: Union[OutputContext, InputContext]) -> Any:
+    """The output's or input's annotation (``Any`` when it has none)."""
+    try:
+        dagster_type = context.dagster_type
+    except DagsterInvariantViolationError:  # a context built in a test without a type
+        return Any
+    return getattr(dagster_type, "typing_type", Any)
+
+
+def plain_type(kind: Any) -> Any:
+    """``list[dict]`` -> ``list``, ``Optional[pd.DataFrame]`` -> ``pd.DataFrame``: the class a handler is for."""
+    if typing.get_origin(kind) is Union:
+        others = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        kind = others[0] if len(others) == 1 else kind
+    return typing.get_origin(kind) or kind
+
+
+def type_name(kind: Any) -> str:
+    """``pandas.DataFrame``, ``list``: a type as a user writes it (its package, not the module it is in)."""
+    kind = plain_type(kind)
+    module = getattr(kind, "__module__", "")
+    name = getattr(kind, "__qualname__", None) or repr(kind)
+    return name if module in ("builtins", "") else f"{module.split('.')[0]}.{name}"
+
+
 def default_type_handlers(spark: Optional[Callable[[], Any]] = None) -> list[QdrantTypeHandler[Any]]:
     """PySpark, pandas and Arrow: what ``QdrantIOManager`` stores and loads unless told otherwise."""
     return [PySparkTypeHandler(spark), PandasTypeHandler(), ArrowTypeHandler()]
@@ -343,6 +386,10 @@ __all__ = [
     "PySparkTypeHandler",
     "QdrantTypeHandler",
     "SPARK_ONLY_READ_OPTIONS",
+    "annotation_of",
     "default_type_handlers",
+    "handler_for",
+    "plain_type",
     "register_data_source",
+    "type_name",
 ]
