@@ -312,3 +312,16 @@ def test_a_subclass_adds_a_type_handler(manager: QdrantIOManager, collection_nam
                        resources={"io_manager": extended}).success
     assert sorted(captured[0], key=lambda row: row["id"]) == rows
     assert isinstance(PandasTypeHandler(), ArrowTypeHandler)
+
+
+def test_two_handlers_for_one_type_are_refused(manager: QdrantIOManager, collection_name: str) -> None:
+    class Twice(QdrantIOManager):
+        def type_handlers(self) -> list[QdrantTypeHandler[Any]]:
+            return [*super().type_handlers(), PandasTypeHandler()]
+
+    @asset(name=collection_name, metadata=METADATA)
+    def documents() -> pd.DataFrame:
+        return seeded_frame(8, range(1, 3))
+
+    with pytest.raises(QdrantConfigError, match=r"two type handlers for pandas\.DataFrame.*only one of them"):
+        materialize([documents], resources={"io_manager": Twice(qdrant=manager.qdrant)})
