@@ -325,3 +325,62 @@ def test_two_handlers_for_one_type_are_refused(manager: QdrantIOManager, collect
 
     with pytest.raises(QdrantConfigError, match=r"two type handlers for pandas\.DataFrame.*only one of them"):
         materialize([documents], resources={"io_manager": Twice(qdrant=manager.qdrant)})
+
+
+def test_nullable_integers_and_all_null_keys_load_as_pyarrow_makes_them(
+    manager: QdrantIOManager, collection_name: str
+) -> None:
+    """The README's word on nulls in pandas: Int64 with nulls comes back float64 with NaN; an all-null key missing."""
+    data = pd.DataFrame({
+        "id": [1, 2, 3],
+        "n": pd.Series([1, None, 3], dtype="Int64"),
+        "nothing": [None, None, None],
+        "vector": [np.array([1.0, 2.0], dtype=np.float32)] * 3,
+    })
+
+    @asset(name=collection_name, metadata=METADATA)
+    def documents() -> pd.DataFrame:
+        return data
+
+    captured: list[Any] = []
+    assert materialize([documents, captured_load(collection_name, pd.DataFrame, captured)],
+                       resources={"io_manager": manager}).success
+    loaded = captured[0].sort_values("id").reset_index(drop=True)
+    pd.testing.assert_series_equal(loaded["n"], pd.Series([1.0, np.nan, 3.0], name="n"))
+    assert loaded["nothing"].isna().all()
+
+
+_NO_SPARK_SCRIPT = """
+import sys
+import pandas as pd, numpy as np
+from dagster import asset, materialize, AssetIn, AssetKey
+from dagster_qdrant import QdrantIOManager, QdrantResource
+
+@asset(name="no_spark", metadata={"distance": "Dot"})
+def documents() -> pd.DataFrame:
+    return pd.DataFrame({"id": [1, 2], "vector": [np.ones(2, np.float32)] * 2})
+
+@asset(ins={"documents": AssetIn(key=AssetKey("no_spark"))})
+def reader(documents: pd.DataFrame) -> None:
+    assert len(documents) == 2
+
+manager = QdrantIOManager(qdrant=QdrantResource(endpoint=sys.argv[1]), progress_interval=3600)
+assert materialize([documents, reader], resources={"io_manager": manager}).success
+import pyspark
+assert pyspark.SparkContext._active_spark_context is None, "a Spark context was started"
+assert pyspark.SparkContext._gateway is None, "a JVM was started"
+print("no spark")
+"""
+
+
+def test_pandas_assets_start_no_spark(qdrant_url: str, qdrant_api_key: str | None, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_spark.py"
+    script.write_text(_NO_SPARK_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), qdrant_url], capture_output=True, text=True,
+                          env={**os.environ, **({"QDRANT_API_KEY": qdrant_api_key} if qdrant_api_key else {})},
+                          timeout=300)
+    assert done.returncode == 0 and "no spark" in done.stdout, done.stderr[-3000:]
