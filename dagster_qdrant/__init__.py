@@ -1,4 +1,4 @@
-"""dagster_qdrant: PySpark DataFrames of embeddings into Qdrant and back.
+"""dagster_qdrant: DataFrames of embeddings (PySpark, pandas, Arrow) into Qdrant and back.
 
 The public names are resolved lazily (PEP 562) so that light processes, the embedded server and Spark's
 Python workers, never pay for importing Dagster or PySpark they do not use.
@@ -32,6 +32,11 @@ _PUBLIC_NAMES: dict[str, str] = {
     "QdrantWriteConfig": "dagster_qdrant.dagster_io.resources",
     "QdrantPySparkIOManager": "dagster_qdrant.dagster_io.io_manager",
     "QdrantComponent": "dagster_qdrant.dagster_io.component",
+    "QdrantIOManager": "dagster_qdrant.dagster_io.io_manager",
+    "QdrantTypeHandler": "dagster_qdrant.dagster_io.type_handlers",
+    "PySparkTypeHandler": "dagster_qdrant.dagster_io.type_handlers",
+    "PandasTypeHandler": "dagster_qdrant.dagster_io.type_handlers",
+    "ArrowTypeHandler": "dagster_qdrant.dagster_io.type_handlers",
     "ensure_embedded_qdrant": "dagster_qdrant.embedded",
     "QdrantError": "dagster_qdrant.errors",
     "QdrantConfigError": "dagster_qdrant.errors",

@@ -1,8 +1,11 @@
-"""QdrantPySparkIOManager: Spark DataFrames of an asset into a Qdrant collection and back.
+"""QdrantIOManager: the DataFrames of an asset (Spark, pandas, Arrow) into a Qdrant collection and back.
 
-Dagster glue: the collection lifecycle is ``collections.QdrantCollections``' and the points move through
-the ``qdrant`` Spark data source, in parallel from and to the Spark tasks; the driver only does the few
-collection-level requests (aliases, deletes, counts).
+Dagster glue: the collection lifecycle is ``collections.QdrantCollections``', and what depends on the kind
+of DataFrame is a type handler's (``type_handlers.py``), chosen by the annotation of the output or input
+(else by the output's type), as in Dagster's database IO managers. Spark frames move through the
+``qdrant`` data source, in parallel from and to the Spark tasks, and the driver only does the few
+collection-level requests (aliases, deletes, counts); pandas and Arrow frames move in this process
+through ``write_qdrant_points``' and ``read_qdrant_points``' road, with no Spark session.
 
 - Unpartitioned assets replace the whole collection with no moment where readers see it half-written
   (``replace_collection``: a fresh version, then one atomic alias update); each run's metadata names the
@@ -10,12 +13,17 @@ collection-level requests (aliases, deletes, counts).
 - Partitioned assets (static, time-window, multi-dimensional) share one plain collection ``{name}``; each
   point carries its partition key in a payload field (``_partition``), so a partition is replaced by a
   delete-by-filter then an upsert (``replace_partition``), and reads ask only for the partitions they need.
+- A run of several partitions (a single-run backfill, a partition range) takes each row's partition from
+  the column named by the ``partition_expr`` metadata, checks every row's key is in the range before
+  anything is deleted, then replaces the range's partitions one after the other, each as a run of that
+  partition alone would: a reader sees each partition old, then being replaced, then new, and at most one
+  partition of the range being replaced at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from dagster import (
     ConfigurableIOManager,
@@ -31,23 +39,39 @@ from dagster_qdrant.spark_fuse_compat import unknown_option_error
 from dagster_qdrant.errors import QdrantConfigError
 from dagster_qdrant.filters import all_of
 from dagster_qdrant.option_parsers import optional_columns
-from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
-from dagster_qdrant.spark.schema import VECTOR_COLUMN
+from dagster_qdrant.options import ReadOptions, WriteOptions
 from dagster_qdrant.dagster_io.output_metadata import speed_metadata, table_metadata
+from dagster_qdrant.dagster_io.partition_keys import check_partition_keys, partition_column
 from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
+from dagster_qdrant.dagster_io.type_handlers import (
+    InputSource,
+    QdrantTypeHandler,
+    annotation_of,
+    default_type_handlers,
+    handler_for,
+    plain_type,
+    register_data_source,
+    type_name,
+)
 from dagster_qdrant.vector_config import VectorConfig
 
 VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
 """Between a collection's name and its version: ``documents__20240503120000a1b2_r1a2b3c4d_h...p...``."""
 
 
-class QdrantPySparkIOManager(ConfigurableIOManager):
-    """Stores PySpark DataFrames in Qdrant collections named after the asset key.
+class QdrantIOManager(ConfigurableIOManager):
+    """Stores DataFrames (PySpark, pandas, pyarrow) in Qdrant collections named after the asset key.
+
+    The handler of an output is the one for its annotation, else for the returned object's type; an input
+    loads as its annotation says (unannotated: ``default_load_type()``; here none, so annotate inputs).
+    Extend it as Dagster's database IO managers are extended: a subclass whose ``type_handlers()`` returns
+    more handlers (``QdrantTypeHandler`` subclasses), or fewer.
 
     Per asset (definition metadata): ``collection`` (the name), any writer option (``vector_field``,
-    ``id_field``, ``payload_fields``, ``distance``, ``batch_size``, ...). Per input (``AssetIn`` metadata):
-    ``columns`` (the columns to return), ``filter`` (a Qdrant filter), ``with_vectors`` and any other reader
-    option but the collection and the server; an unknown key is refused.
+    ``id_field``, ``payload_fields``, ``distance``, ``batch_size``, ...), and ``partition_expr``: the
+    column holding each row's partition key, needed to write several partitions in one run. Per input
+    (``AssetIn`` metadata): ``columns`` (the columns to return), ``filter`` (a Qdrant filter),
+    ``with_vectors`` and any other reader option but the collection and the server; an unknown key is refused.
     """
 
     qdrant: Optional[QdrantResource] = Field(
@@ -84,24 +108,69 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         ),
     )
 
+    # ------------------------------------------------------------------ type handlers
+
+    def type_handlers(self) -> Sequence[QdrantTypeHandler[Any]]:
+        """The kinds of DataFrame stored and loaded; override to add a handler (or to leave some out)."""
+        return default_type_handlers(spark=self._spark_session)
+
+    def default_load_type(self) -> Optional[type]:
+        """The type an unannotated input loads as (None: such an input is refused, asking for an annotation)."""
+        return None
+
+    def _handler_for(self, kind: Any) -> Optional[QdrantTypeHandler[Any]]:
+        return handler_for(self.type_handlers(), kind, type(self).__name__)
+
+    def _supported_names(self) -> str:
+        return ", ".join(name for handler in self.type_handlers() for name in handler.type_names())
+
+    def _output_handler(self, context: OutputContext, obj: Any) -> QdrantTypeHandler[Any]:
+        """The handler of the output's annotation when it has one for it and the object is one, else of its type."""
+        annotation = plain_type(annotation_of(context))
+        handler = self._handler_for(annotation)
+        if handler is None or not isinstance(obj, annotation):
+            handler = self._handler_for(type(obj))
+        if handler is None:
+            raise QdrantConfigError(
+                f"{type(self).__name__} stores {self._supported_names()} outputs, but {_node_name(context)} "
+                f"returned {type_name(type(obj))}: return one of those, give this asset another "
+                "io_manager_key, or add a type handler for it (override type_handlers())"
+            )
+        return handler
+
+    def _input_handler(self, context: InputContext) -> QdrantTypeHandler[Any]:
+        annotation = annotation_of(context)
+        kind = self.default_load_type() if annotation is Any else annotation
+        handler = self._handler_for(kind)
+        if handler is None:
+            what = "has no type annotation" if kind is None else f"is annotated {type_name(kind)}"
+            raise QdrantConfigError(
+                f"The input {_node_name(context)} {what}; {type(self).__name__} loads "
+                f"{self._supported_names()}: annotate the input with one of those"
+            )
+        return handler
+
     # ------------------------------------------------------------------ handle_output
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        _require_dataframe(obj, context)
+        handler = self._output_handler(context, obj)
         connection = self._connection()
-        connection.http().check_answers()  # seconds, before the Spark write, if the server never answers
-        _registered(obj.sparkSession)
+        connection.http().check_answers()  # seconds, before the write, if the server never answers
         name = self.collection_name(context)
         write_options = self._write_options(
             name, context.definition_metadata or {}, partitioned=context.has_asset_partitions
         )
         if context.has_asset_partitions:
-            metadata = self._write_partition(context, connection, name, obj, write_options)
+            metadata = self._write_partitions(context, connection, name, handler, obj, write_options)
         else:
-            metadata = self._replace_collection(context, connection, name, obj, write_options)
-        metadata.update(table_metadata(name, obj, context.definition_metadata, context.log))
+            metadata = self._replace_collection(context, connection, name, handler, obj, write_options)
+        metadata.update(
+            table_metadata(
+                name, handler.column_schema(obj), handler.columns(obj), context.definition_metadata, context.log
+            )
+        )
         metadata["dagster/uri"] = MetadataValue.url(connection.collection_url(name))
         context.add_output_metadata(metadata)
 
@@ -110,13 +179,14 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         context: OutputContext,
         connection: QdrantResource,
         alias: str,
+        handler: QdrantTypeHandler[Any],
         frame: Any,
         write_options: WriteOptions,
     ) -> dict[str, Any]:
         """A fresh version behind the alias (``QdrantCollections.replace_collection``)."""
         replaced = self._collections(context, connection).replace_collection(
             alias,
-            lambda version: self._write_frame(version, frame, write_options),
+            lambda version: handler.write(frame, version, write_options),
             run=_run_id_block(context),
         )
         return {
@@ -127,72 +197,83 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
             **speed_metadata(replaced.points, replaced.seconds),
         }
 
-    def _write_partition(
+    def _write_partitions(
         self,
         context: OutputContext,
         connection: QdrantResource,
         collection: str,
+        handler: QdrantTypeHandler[Any],
         frame: Any,
         write_options: WriteOptions,
     ) -> dict[str, Any]:
-        """Replace one partition (``QdrantCollections.replace_partition``): its points carry its key."""
-        partition_key = _single_partition_key(context)
-        if self.partition_field in frame.columns:
+        """Replace the run's partitions (``QdrantCollections.replace_partition``), one after the other.
+
+        One partition: its points carry its key. Several (a range, a single-run backfill): each row's key
+        comes from the ``partition_expr`` column, checked for every row before anything is deleted.
+        """
+        keys = [str(key) for key in context.asset_partition_keys]
+        if self.partition_field in handler.columns(frame):
             raise QdrantConfigError(
                 f"The DataFrame of {context.asset_key.to_user_string()} has a column "
                 f"{self.partition_field!r}, the payload field that holds partition keys: rename the "
                 "column or set the IO manager's partition_field to another name"
             )
-        from pyspark.sql import functions
+        collections = self._collections(context, connection)
+        field = self.partition_field
 
-        tagged = frame.withColumn(self.partition_field, functions.lit(partition_key))
-        replaced = self._collections(context, connection).replace_partition(
-            collection,
-            self.partition_field,
-            partition_key,
-            lambda target: self._write_frame(target, tagged, write_options),
-        )
-        if not replaced.exists:
+        def writer(rows: Any) -> Any:
+            return lambda target: handler.write(rows, target, write_options)
+
+        column = partition_column(context, keys, handler.columns(frame))
+        if column is None:
+            tagged = handler.with_value(frame, field, keys[0])
+            replaced = [collections.replace_partition(collection, field, keys[0], writer(tagged))]
+        else:
+            with handler.partitioned(frame, column) as rows:
+                check_partition_keys(context, column, keys, rows.counts)
+                replaced = [
+                    collections.replace_partition(
+                        collection, field, key,
+                        writer(rows.rows(key, field)) if rows.counts.get(key) else (lambda target: None),
+                    )
+                    for key in keys
+                ]
+        partition_points = sum(item.partition_points for item in replaced)
+        if not any(item.exists for item in replaced):
             return {"dagster/row_count": 0, "dagster/partition_row_count": 0, "collection": collection}
-        return {
-            "dagster/row_count": replaced.points,
-            "dagster/partition_row_count": replaced.partition_points,
+        final = next(item for item in reversed(replaced) if item.exists)
+        seconds = sum(item.seconds for item in replaced)
+        metadata = {
+            "dagster/row_count": final.points,
+            "dagster/partition_row_count": partition_points,
             "collection": collection,
             "partition_field": self.partition_field,
-            **_vector_metadata(replaced.vectors),
-            **speed_metadata(replaced.partition_points, replaced.seconds),
+            **_vector_metadata(final.vectors),
+            **speed_metadata(partition_points, seconds),
         }
+        if len(replaced) > 1:
+            metadata["partitions"] = MetadataValue.json({item.key: item.partition_points for item in replaced})
+        return metadata
 
     def _collections(self, context: OutputContext, connection: QdrantResource) -> lifecycle.QdrantCollections:
         return lifecycle.QdrantCollections(
             connection.http(), log=context.log, stale_after=self.stale_after, progress_interval=self.progress_interval
         )
 
-    def _write_frame(
-        self, collection: str, frame: Any, write_options: WriteOptions
-    ) -> None:
-        """Run the Spark write into ``collection`` (created if needed)."""
-        frame.write.format(QDRANT_FORMAT).options(**write_options.spark_options(collection)).mode("append").save()
-
     # ------------------------------------------------------------------ load_input
 
     def load_input(self, context: InputContext) -> Any:
+        handler = self._input_handler(context)
         name, columns, write_options = self._input_source(context)
-        options = self._input_options(context, name, columns, write_options)
-        frame = self._spark_session().read.format(QDRANT_FORMAT).options(**options).load()
-        frame = _restore_column_names(frame, write_options)
-        if columns is not None:
-            missing = [column for column in columns if column not in frame.columns]
-            if missing:
-                raise QdrantConfigError(
-                    f"Column(s) {missing!r} asked for in the input metadata of "
-                    f"{context.asset_key.to_user_string()} are not in collection {name!r}; "
-                    f"it has {frame.columns!r}"
-                )
-            return frame.select(*columns)
-        if self.partition_field in frame.columns:
-            frame = frame.drop(self.partition_field)
-        return frame
+        source = InputSource(
+            collection=name,
+            read_options=self._input_read_options(context, columns, write_options),
+            columns=columns,
+            write_options=write_options,
+            partition_field=self.partition_field,
+            asset=context.asset_key.to_user_string() if context.has_asset_key else context.name,
+        )
+        return handler.load(source, self._connection())
 
     def input_read_options(self, context: InputContext) -> dict[str, str]:
         """The data source options ``load_input`` reads with.
@@ -200,7 +281,8 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         The asked partitions (a filter on the partition field) and columns (a payload and vector selection)
         are part of them, so Qdrant sends only those points and fields.
         """
-        return self._input_options(context, *self._input_source(context))
+        name, columns, write_options = self._input_source(context)
+        return self._connection().read_options(name, **self._input_read_options(context, columns, write_options)).spark_options()
 
     def _input_source(self, context: InputContext) -> tuple[str, Optional[list[str]], WriteOptions]:
         """The collection an input reads, the columns it asks for, and the upstream asset's writer options
@@ -211,16 +293,17 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         name = self.collection_name(context, upstream_metadata)
         return name, columns, self._write_options(name, upstream_metadata)
 
-    def _input_options(
-        self, context: InputContext, name: str, columns: Optional[list[str]], write_options: WriteOptions
-    ) -> dict[str, str]:
+    def _input_read_options(
+        self, context: InputContext, columns: Optional[list[str]], write_options: WriteOptions
+    ) -> dict[str, Any]:
+        """The reader options (native values) of an input: its own, its partitions', its columns'."""
         read_options = self._read_options(context.definition_metadata or {})
         if context.has_asset_partitions:
             partition_filter = lifecycle.partition_filter(self.partition_field, context.asset_partition_keys)
             read_options["filter"] = all_of(read_options.get("filter"), partition_filter)
         if columns is not None:
             read_options.update(_projection(columns, write_options))
-        return self._connection().read_options(name, **read_options).spark_options()
+        return read_options
 
     # ------------------------------------------------------------------ helpers
 
@@ -293,7 +376,20 @@ class QdrantPySparkIOManager(ConfigurableIOManager):
         else:
             with java_required():
                 spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-        return _registered(spark)
+        return register_data_source(spark)
+
+
+class QdrantPySparkIOManager(QdrantIOManager):
+    """``QdrantIOManager`` whose unannotated inputs load as ``pyspark.sql.DataFrame``.
+
+    It stores and loads pandas and pyarrow frames too, by annotation; its name is kept for the code that
+    already uses it.
+    """
+
+    def default_load_type(self) -> Optional[type]:
+        from pyspark.sql import DataFrame
+
+        return DataFrame
 
 
 _INPUT_METADATA_KEYS = frozenset(
@@ -301,23 +397,8 @@ _INPUT_METADATA_KEYS = frozenset(
 )
 
 
-def _registered(spark: Any) -> Any:
-    """The session with the ``qdrant`` format registered (idempotent; needed once per session)."""
-    from dagster_qdrant.spark.datasource import register_qdrant_data_source
-
-    register_qdrant_data_source(spark)
-    return spark
-
-
-def _require_dataframe(obj: Any, context: OutputContext) -> None:
-    from pyspark.sql import DataFrame
-
-    if not isinstance(obj, DataFrame):
-        raise QdrantConfigError(
-            f"QdrantPySparkIOManager stores pyspark.sql.DataFrame outputs, but "
-            f"{context.asset_key.to_user_string() if context.has_asset_key else context.name} returned "
-            f"{type(obj).__name__}: return a Spark DataFrame, or give this asset another io_manager_key"
-        )
+def _node_name(context: Union[OutputContext, InputContext]) -> str:
+    return context.asset_key.to_user_string() if context.has_asset_key else context.name
 
 
 def _plain(value: Any) -> Any:
@@ -335,17 +416,6 @@ def _run_id_block(context: OutputContext) -> str:
     return (run_id or "").split("-")[0]
 
 
-def _single_partition_key(context: OutputContext) -> str:
-    keys = context.asset_partition_keys
-    if len(keys) != 1:
-        raise QdrantConfigError(
-            f"{context.asset_key.to_user_string()}: one run wrote {len(keys)} partitions at once; the "
-            "Qdrant IO manager stores one partition per run, so its points can carry their key: "
-            "use a backfill policy of one partition per run (BackfillPolicy.multi_run(1))"
-        )
-    return str(keys[0])
-
-
 def _projection(columns: Sequence[str], write_options: WriteOptions) -> dict[str, Any]:
     """Ask the server only for the payload keys and vectors among the columns asked for."""
     vector_columns = set(write_options.dense_vector_columns()) | set(write_options.sparse_vector_fields)
@@ -354,19 +424,6 @@ def _projection(columns: Sequence[str], write_options: WriteOptions) -> dict[str
         "with_payload": payload if payload else False,
         "with_vectors": any(column in vector_columns for column in columns),
     }
-
-
-def _restore_column_names(frame: Any, write_options: WriteOptions) -> Any:
-    """The reader names columns after Qdrant (``id``, ``vector``, named vectors by their names): give back
-    the column names the asset wrote them from."""
-    renames: dict[str, Optional[str]] = {"id": write_options.id_field}
-    named = {**write_options.dense_vector_columns(), **write_options.sparse_vector_fields}
-    renames.update({vector_name or VECTOR_COLUMN: column for column, vector_name in named.items()})
-    for reader_name, asset_name in renames.items():
-        if asset_name and asset_name != reader_name and reader_name in frame.columns:
-            if asset_name not in frame.columns:
-                frame = frame.withColumnRenamed(reader_name, asset_name)
-    return frame
 
 
 def _vector_metadata(vectors: Optional[VectorConfig]) -> dict[str, Any]:
@@ -379,5 +436,4 @@ def _vector_metadata(vectors: Optional[VectorConfig]) -> dict[str, Any]:
         "vector_size": MetadataValue.json({vector.name: vector.size for vector in vectors.dense}),
         "distance": MetadataValue.json({vector.name: vector.distance for vector in vectors.dense}),
     }
-
 

@@ -15,10 +15,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import MetadataValue, TableSchema
 
 # Not exported at the top of ``dagster``; Dagster's own DbIOManager imports it from this private package too.
 from dagster._core.definitions.metadata import TableMetadataSet
@@ -35,29 +35,33 @@ points showed 22.5 points/s where the benchmark (README, Performance) measures S
 
 
 def table_metadata(
-    table_name: str, frame: Any, definition_metadata: Optional[Mapping[str, Any]], log: Any
+    table_name: str,
+    found: TableSchema,
+    columns: Sequence[str],
+    definition_metadata: Optional[Mapping[str, Any]],
+    log: Any,
 ) -> dict[str, Any]:
-    """``dagster/table_name``, ``dagster/storage_kind`` and ``dagster/column_schema`` of a write."""
+    """``dagster/table_name``, ``dagster/storage_kind`` and ``dagster/column_schema`` of a write; ``found``
+    and ``columns``: the written frame's schema and column names, as its type handler gives them."""
     return dict(
         TableMetadataSet(
             table_name=table_name,
             storage_kind=STORAGE_KIND,
-            column_schema=column_schema(frame, definition_metadata, log),
+            column_schema=column_schema(found, columns, definition_metadata, log),
         )
     )
 
 
-def column_schema(frame: Any, definition_metadata: Optional[Mapping[str, Any]], log: Any) -> TableSchema:
-    """The schema the asset declares, else the DataFrame's (Spark's type names); ``log``: the context's."""
-    found = TableSchema(
-        columns=[TableColumn(name=item.name, type=item.dataType.simpleString()) for item in frame.schema.fields]
-    )
+def column_schema(
+    found: TableSchema, columns: Sequence[str], definition_metadata: Optional[Mapping[str, Any]], log: Any
+) -> TableSchema:
+    """The schema the asset declares, else the frame's (``found``); ``log``: the context's."""
     declared = declared_column_schema(definition_metadata)
     if declared is None:
         return found
     names = [column.name for column in declared.columns]
-    missing = [name for name in names if name not in frame.columns]
-    undeclared = [name for name in frame.columns if name not in names]
+    missing = [name for name in names if name not in columns]
+    undeclared = [name for name in columns if name not in names]
     if missing or undeclared:
         log.warning(
             "The DataFrame's columns differ from the dagster/column_schema the asset declares "
