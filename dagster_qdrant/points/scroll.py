@@ -51,12 +51,13 @@ def scroll_body(
     filter: Mapping[str, Any] | None = None,
     offset: PointId = None,
     order_by: str | Mapping[str, Any] | None = None,
-    shard_key: Any = None,
 ) -> dict[str, Any]:
     """A ``ScrollRequest``: the fields left unset (None, or an empty filter) are left out of the body.
 
     ``with_payload``/``with_vector`` are sent as given (a bool, a list of names, or a selector object);
-    an empty filter would match every point, so it is omitted rather than sent.
+    an empty filter would match every point, so it is omitted rather than sent. ``order_by`` (a payload
+    key, or ``{"key", "direction", "start_from"}``) orders one page by payload; Qdrant names no next page
+    for it (it pages by ``start_from`` instead), which is why ``scroll_pages`` does not take it.
     """
     body: dict[str, Any] = {"limit": limit, "with_payload": with_payload, "with_vector": with_vector}
     if filter:
@@ -65,8 +66,6 @@ def scroll_body(
         body["offset"] = offset
     if order_by is not None:
         body["order_by"] = order_by if isinstance(order_by, str) else dict(order_by)
-    if shard_key is not None:
-        body["shard_key"] = shard_key
     return body
 
 
@@ -82,7 +81,6 @@ def scroll_pages(
     end: PointId = None,
     limit: int | None = None,
     max_pages: int | None = None,
-    order_by: str | Mapping[str, Any] | None = None,
     vectors_as_arrays: bool = False,
 ) -> Iterator[ScrollPage]:
     """The pages of one scroll, in scroll order; empty pages are not yielded.
@@ -102,9 +100,7 @@ def scroll_pages(
                 return
             pages_left -= 1
         size = page_size if remaining is None else min(page_size, remaining)
-        body = scroll_body(
-            size, with_payload=with_payload, with_vector=with_vector, filter=filter, offset=offset, order_by=order_by
-        )
+        body = scroll_body(size, with_payload=with_payload, with_vector=with_vector, filter=filter, offset=offset)
         points, offset = client.scroll(collection, body, vectors_as_arrays)
         if not points:
             return
