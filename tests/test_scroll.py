@@ -226,7 +226,7 @@ def test_dense_vectors_come_as_arrays_on_request(filled) -> None:
 # --- bodies as the spec and qdrant-client define them ----------------------------------------------------
 
 _selection = st.booleans() | st.lists(st.sampled_from(["a", "b", "c.d"]), min_size=1, max_size=3, unique=True)
-_filters = st.none() | st.just({"must": [{"key": "n", "range": {"lt": 3}}]}) | st.just({"should": []})
+_filters = st.none() | st.just({}) | st.just({"must": [{"key": "n", "range": {"lt": 3}}]}) | st.just({"should": []})
 _order_by = st.none() | st.just("n") | st.builds(
     lambda d, s: {"key": "n", "direction": d, **({"start_from": s} if s is not None else {})},
     st.sampled_from(["asc", "desc"]),
