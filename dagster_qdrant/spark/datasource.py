@@ -4,9 +4,9 @@ Reading: ``schema()`` infers the columns from a sample (or takes the given schem
 a sample must carry: ``payload_layout.py``, which also reads the payload as one column per key or as
 spark-fuse's ``payload`` struct); the reader pushes
 the filters Qdrant answers exactly, plans disjoint read splits (``read_splits.py``: hash slices on Qdrant
-1.19+, id ranges before), scrolls each through the one scroll loop (``points/scroll.py``) with read-ahead
-(``read_ahead.py``) and turns every scroll page into one Arrow record batch, so no Python row objects are
-built and a task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
+1.19+, id ranges before), scrolls each with the one scroll loop (``points/scroll.py``) and read-ahead, and
+turns every scroll page into one Arrow record batch, so no Python row objects are built and a
+task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
 to ``PointWriter``; the driver settles the write in ``commit``/``abort`` (``write_commit.py``): ``overwrite``
 writes into a staging collection and replaces the target only once every task has succeeded.
 
