@@ -43,7 +43,7 @@ from dagster import (
 )
 from dagster_pyspark import PySparkResource
 
-from dagster_qdrant import QdrantPySparkIOManager, QdrantResource
+from dagster_qdrant import QdrantPySparkIOManager, QdrantResource, read_qdrant_points
 from dagster_qdrant.spark.java import java_required
 
 VECTOR_SIZE = 64
@@ -226,17 +226,10 @@ def embeddings_complete(
     http = qdrant.http()
     points = http.count("document_embeddings", exact=True)
     sizes: dict[int, int] = {}
-    offset = None
-    while True:
-        body = {"limit": 256, "with_payload": False, "with_vector": True}
-        if offset is not None:
-            body["offset"] = offset
-        page, offset = http.scroll("document_embeddings", body)
-        for point in page:
-            size = len(point.get("vector") or [])
-            sizes[size] = sizes.get(size, 0) + 1
-        if offset is None:
-            break
+    config = qdrant.read_config("document_embeddings", with_payload=False, with_vectors=True, page_size=256)
+    for point in read_qdrant_points(config):
+        size = len(point.get("vector") or [])
+        sizes[size] = sizes.get(size, 0) + 1
     return AssetCheckResult(
         passed=points == len(documents) and set(sizes) == {VECTOR_SIZE},
         metadata={"points": points, "rows": len(documents), "vector_sizes": MetadataValue.json(sizes)},

@@ -53,6 +53,7 @@ from dagster_qdrant.errors import QdrantError
 from dagster_qdrant.filters import match_any
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.vector_config import VectorConfig, read_vector_config
+from dagster_qdrant.points.scroll import scroll_pages
 
 logger = logging.getLogger(__name__)
 
@@ -328,16 +329,8 @@ def _point_struct(point: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pages(http: Any, collection: str, request: dict[str, Any], limit: int) -> Iterator[list[dict[str, Any]]]:
-    offset = None
-    while True:
-        body = {**request, "limit": limit}
-        if offset is not None:
-            body["offset"] = offset
-        points, offset = http.scroll(collection, body)
-        if points:
-            yield points
-        if offset is None:
-            return
+    for page in scroll_pages(http, collection, page_size=limit, **request):
+        yield page.points
 
 
 __all__ = [

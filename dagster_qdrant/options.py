@@ -416,25 +416,12 @@ class ReadOptions(ConnectionOptions):
             )
         return None
 
-    def scroll_body(
-        self, limit: int | None = None, offset: Any = None, filter: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """A ``POST /points/scroll`` body with this object's payload/vector selection.
+    def selection(self) -> dict[str, Any]:
+        """``with_payload`` and ``with_vector`` of this read's scroll requests, as request JSON.
 
-        ``filter`` replaces the option's filter (callers combine pushdown or slice conditions first).
+        The bodies themselves are built by ``points/scroll.py``, the one scroll loop.
         """
-        body: dict[str, Any] = {
-            "limit": limit or self.page_size,
-            "with_payload": _selection(self.with_payload),
-            "with_vector": _selection(self.with_vectors),
-        }
-        chosen = self.filter if filter is None else filter
-        if chosen:
-            body["filter"] = dict(chosen)
-        start = self.offset if offset is None else offset
-        if start is not None:
-            body["offset"] = start
-        return body
+        return {"with_payload": _selection(self.with_payload), "with_vector": _selection(self.with_vectors)}
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ReadOptions:

@@ -287,18 +287,10 @@ def test_options_pickle_for_spark_executors() -> None:
     assert pickle.loads(pickle.dumps(options)) == options
 
 
-def test_scroll_body_uses_the_selection_filter_and_offset() -> None:
-    options = ReadOptions(
-        endpoint=URL, collection="docs", with_payload="title", with_vectors=True, filter={"must": []}, offset=7
-    )
-    assert options.scroll_body(limit=5) == {
-        "limit": 5,
-        "with_payload": ["title"],
-        "with_vector": True,
-        "filter": {"must": []},
-        "offset": 7,
-    }
-    assert options.scroll_body(offset=9, filter={"should": []})["filter"] == {"should": []}
+def test_selection_is_the_payload_and_vector_choice_as_request_json() -> None:
+    options = ReadOptions(endpoint=URL, collection="docs", with_payload="title", with_vectors=("a", "b"))
+    assert options.selection() == {"with_payload": ["title"], "with_vector": ["a", "b"]}
+    assert ReadOptions(endpoint=URL, collection="docs").selection() == {"with_payload": True, "with_vector": False}
 
 
 def test_partitioning_is_a_read_option_in_the_config_json_and_per_key() -> None:

@@ -1,4 +1,5 @@
-"""Read partitions are disjoint and together complete: hash slices (Qdrant 1.19+) and id ranges (older)."""
+"""Read splits (Spark's input partitions) are disjoint and together complete: hash slices (Qdrant 1.19+)
+and id ranges (older)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from pyspark.sql import functions as F
 from dagster_qdrant.spark.datasource import QdrantDataSource
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions
+from dagster_qdrant.points.scroll import id_order
+from dagster_qdrant.spark.read_ahead import read_ahead
 from dagster_qdrant.spark.read_splits import (
-    ScrollPartition,
-    id_order,
-    id_range_partitions,
+    ReadSplit,
+    id_range_splits,
     partition_filter,
-    read_ahead,
-    slice_partitions,
+    slice_splits,
     supports_slice,
 )
 
@@ -40,10 +41,10 @@ def test_slices_are_used_from_qdrant_1_19() -> None:
 
 def test_a_slice_partition_adds_its_slice_to_the_reads_filter() -> None:
     user = {"must": [{"key": "a", "match": {"value": 1}}]}
-    partition = slice_partitions(3)[2]
+    partition = slice_splits(3)[2]
     assert partition_filter(partition, None) == {"must": [{"slice": {"total": 3, "index": 2}}]}
     assert partition_filter(partition, user) == {"must": [user, {"slice": {"total": 3, "index": 2}}]}
-    assert partition_filter(ScrollPartition(index=0, start=1, end=5), user) == user
+    assert partition_filter(ReadSplit(index=0, start=1, end=5), user) == user
 
 
 # --- against the server -----------------------------------------------------------------------------
@@ -84,7 +85,7 @@ def test_partitions_are_disjoint_and_complete(qdrant_url, qdrant_api_key, collec
 def test_id_ranges_are_balanced_and_half_open(qdrant_url, qdrant_api_key, collection_name) -> None:
     http = _http(qdrant_url, qdrant_api_key)
     _fill(http, collection_name, list(range(100)))
-    partitions = id_range_partitions(http, collection_name, None, 4)
+    partitions = id_range_splits(http, collection_name, None, 4)
     assert [(p.start, p.end) for p in partitions] == [(None, 25), (25, 50), (50, 75), (75, None)]
 
 
@@ -92,7 +93,7 @@ def test_id_ranges_follow_the_reads_filter(qdrant_url, qdrant_api_key, collectio
     http = _http(qdrant_url, qdrant_api_key)
     _fill(http, collection_name, list(range(100)))
     query = {"must": [{"key": "n", "range": {"gte": 60}}]}
-    partitions = id_range_partitions(http, collection_name, query, 2)
+    partitions = id_range_splits(http, collection_name, query, 2)
     assert [(p.start, p.end) for p in partitions] == [(None, 80), (80, None)]
 
 

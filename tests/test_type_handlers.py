@@ -284,8 +284,8 @@ def test_a_subclass_adds_a_type_handler(manager: QdrantIOManager, collection_nam
     class RecordsHandler(ArrowTypeHandler):
         supported_types = [list]  # type: ignore[assignment]
 
-        def write(self, obj: Any, collection: str, connection: Any, write_options: Any) -> None:
-            super().write(pa.Table.from_pylist(obj), collection, connection, write_options)
+        def write(self, obj: Any, collection: str, write_options: Any) -> None:
+            super().write(pa.Table.from_pylist(obj), collection, write_options)
 
         def columns(self, obj: Any) -> list[str]:
             return sorted({key for row in obj for key in row})

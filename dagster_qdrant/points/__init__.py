@@ -1,2 +1,3 @@
 """Spark-free core of both directions: rows -> points (ids, vectors, payload JSON), the upsert writer,
-and writing and reading points without Spark. Nothing here imports Spark or Dagster."""
+the one scroll loop every reader uses, and writing and reading points without Spark. Nothing here
+imports Spark or Dagster."""

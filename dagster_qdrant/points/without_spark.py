@@ -19,6 +19,7 @@ from dagster_qdrant.errors import QdrantDataError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions, WriteOptions
 from dagster_qdrant.points.points_to_qdrant import PointWriter, WriteReport
+from dagster_qdrant.points.scroll import scroll_pages
 
 _MIN_STREAM_CHUNK = 1024
 
@@ -59,21 +60,18 @@ def read_qdrant_points(
     Each point is Qdrant's record: ``{"id", "payload", "vector"}`` (the keys the options ask for).
     """
     read_options: ReadOptions = ReadOptions.from_config(config, **options)
-    http = QdrantHttp(read_options)
-    remaining = read_options.limit
-    offset = read_options.offset
-    pages = 0
-    while remaining is None or remaining > 0:
-        if read_options.max_pages is not None and pages >= read_options.max_pages:
-            return
-        size = read_options.page_size if remaining is None else min(read_options.page_size, remaining)
-        records, offset = http.scroll(read_options.collection, read_options.scroll_body(limit=size, offset=offset))
-        pages += 1
-        yield from records
-        if remaining is not None:
-            remaining -= len(records)
-        if offset is None or not records:
-            return
+    pages = scroll_pages(
+        QdrantHttp(read_options),
+        read_options.collection,
+        page_size=read_options.page_size,
+        filter=read_options.filter,
+        start=read_options.offset,
+        limit=read_options.limit,
+        max_pages=read_options.max_pages,
+        **read_options.selection(),
+    )
+    for page in pages:
+        yield from page.points
 
 
 def _chunked(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:

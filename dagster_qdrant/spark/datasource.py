@@ -3,8 +3,9 @@
 Reading: ``schema()`` infers the columns from a sample (or takes the given schema, whose payload columns
 a sample must carry: ``payload_layout.py``, which also reads the payload as one column per key or as
 spark-fuse's ``payload`` struct); the reader pushes
-the filters Qdrant answers exactly, plans disjoint partitions (hash slices on Qdrant 1.19+, id ranges
-before) and turns every scroll page into one Arrow record batch, so no Python row objects are built and a
+the filters Qdrant answers exactly, plans disjoint read splits (``read_splits.py``: hash slices on Qdrant
+1.19+, id ranges before), scrolls each with the one scroll loop (``points/scroll.py``) and read-ahead, and
+turns every scroll page into one Arrow record batch, so no Python row objects are built and a
 task holds one page at a time. Writing: one ``DataSourceArrowWriter`` per task hands Spark's Arrow batches
 to ``PointWriter``; the driver settles the write in ``commit``/``abort`` (``write_commit.py``): ``overwrite``
 writes into a staging collection and replaces the target only once every task has succeeded.
@@ -42,13 +43,14 @@ from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import QDRANT_FORMAT, ReadOptions, WriteOptions
 from dagster_qdrant.spark.write_commit import Staging, TaskOutcome, WrittenIds, settle
 from dagster_qdrant.spark.payload_layout import check_carried, expected_keys, layout_request, resolve_layout
+from dagster_qdrant.points.scroll import scroll_pages
+from dagster_qdrant.spark.read_ahead import read_ahead
 from dagster_qdrant.spark.read_splits import (
-    ScrollPartition,
-    id_range_partitions,
-    read_ahead,
-    scroll_partition,
-    single_partition,
-    slice_partitions,
+    ReadSplit,
+    id_range_splits,
+    partition_filter,
+    single_split,
+    slice_splits,
     supports_slice,
 )
 from dagster_qdrant.spark.pushdown import Condition, FilterTranslator, combine_filters, pushdown_is_scan_scoped
@@ -211,18 +213,19 @@ class QdrantReader(DataSourceReader):
         return combine_filters(self.options.filter, conditions=self.pushed)
 
     def partitions(self) -> list[InputPartition]:
+        """The read's splits, one per Spark task (``read_splits``)."""
         options = self.options
         if options.limit is not None or options.max_pages is not None or options.offset is not None:
-            return list(single_partition(options.offset, options.limit, options.max_pages))
+            return list(single_split(options.offset, options.limit, options.max_pages))
         count = options.num_partitions or self.default_partitions or 1
         if count == 1:
-            return [ScrollPartition(index=0)]
+            return [ReadSplit(index=0)]
         mode = options.partitioning
         if mode == "auto":
             mode = "slice" if supports_slice(self.server_version) else "id_range"
         if mode == "slice":
-            return list(slice_partitions(count))
-        return list(id_range_partitions(QdrantHttp(options), options.collection, self.query_filter, count))
+            return list(slice_splits(count))
+        return list(id_range_splits(QdrantHttp(options), options.collection, self.query_filter, count))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -247,43 +250,39 @@ class QdrantReader(DataSourceReader):
         return self.schema[ID_COLUMN].metadata.get(INFERRED_METADATA_KEY)
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        assert isinstance(partition, ScrollPartition)
+        split = partition
+        assert isinstance(split, ReadSplit)
         sample = self.sample
         findings = None
         if sample is not None:
             findings = SchemaFindings(
-                self.options.schema_mismatch, self.options.collection, sample, partition=partition.index
+                self.options.schema_mismatch, self.options.collection, sample, partition=split.index
             )
         builder = PointBatchBuilder(
             self.schema, self.vector_names, self.options.collection, findings, layout=self.layout
         )
         try:
-            yield from self._batches(builder, partition)
+            yield from self._batches(builder, split)
         finally:
             if findings is not None:
                 findings.warn()
 
-    def _batches(self, builder: PointBatchBuilder, partition: ScrollPartition) -> Iterator[pa.RecordBatch]:
-        pages = scroll_partition(
-            _ArrayScroll(QdrantHttp(self.options)),
+    def _batches(self, builder: PointBatchBuilder, split: ReadSplit) -> Iterator[pa.RecordBatch]:
+        """One Arrow batch per scroll page of ``split``; dense vectors come as numpy arrays, taken whole."""
+        pages = scroll_pages(
+            QdrantHttp(self.options),
             self.options.collection,
-            partition,
-            self.scroll_request(),
-            self.query_filter,
-            self.options.page_size,
+            page_size=self.options.page_size,
+            filter=partition_filter(split, self.query_filter),
+            start=split.start,
+            end=split.end,
+            limit=split.limit,
+            max_pages=split.max_pages,
+            vectors_as_arrays=True,
+            **self.scroll_request(),
         )
         for page in read_ahead(pages):
-            yield builder.to_batch(page)
-
-
-class _ArrayScroll:
-    """The scroll of a read task: dense vectors as numpy arrays, which the Arrow builder takes whole."""
-
-    def __init__(self, http: QdrantHttp) -> None:
-        self.http = http
-
-    def scroll(self, collection: str, body: dict) -> tuple[list[dict], Any]:
-        return self.http.scroll(collection, body, vectors_as_arrays=True)
+            yield builder.to_batch(page.points)
 
 
 @dataclass

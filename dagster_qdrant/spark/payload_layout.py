@@ -94,7 +94,7 @@ def check_carried(
     """
     if not keys or options.missing_columns == "null":
         return
-    request = {"with_payload": options.scroll_body()["with_payload"], "with_vector": False}
+    request = {"with_payload": options.selection()["with_payload"], "with_vector": False}
     missing = set(keys)
     carried: collections.Counter[str] = collections.Counter()
     sampled = 0

@@ -30,7 +30,8 @@ from pyspark.sql.types import StructType
 
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions
-from dagster_qdrant.spark.read_splits import BOUNDARY_PAGE_SIZE, scroll_partition, single_partition, supports_slice
+from dagster_qdrant.points.scroll import scroll_pages
+from dagster_qdrant.spark.read_splits import BOUNDARY_PAGE_SIZE, supports_slice
 from dagster_qdrant.spark.schema import (
     INFERRED_METADATA_KEY,
     SchemaInference,
@@ -55,7 +56,7 @@ def infer_sampled_schema(http: QdrantHttp, options: ReadOptions, info: Mapping[s
     """
     declared = vector_columns_from_collection(info)
     request = {
-        "with_payload": options.scroll_body()["with_payload"],
+        "with_payload": options.selection()["with_payload"],
         "with_vector": declared is None and options.with_vectors is not False,
     }
     inference = SchemaInference()
@@ -110,9 +111,18 @@ def slice_condition(total: int, size: int) -> tuple[dict[str, Any], int]:
 def _every_point(
     http: QdrantHttp, options: ReadOptions, request: Mapping[str, Any], bound: int | None
 ) -> Iterator[list[dict]]:
-    partition = single_partition(options.offset, bound, None)[0]
     query_filter = dict(options.filter) if options.filter else None
-    yield from scroll_partition(http, options.collection, partition, request, query_filter, SAMPLE_PAGE_SIZE)
+    pages = scroll_pages(
+        http,
+        options.collection,
+        page_size=SAMPLE_PAGE_SIZE,
+        filter=query_filter,
+        start=options.offset,
+        limit=bound,
+        **request,
+    )
+    for page in pages:
+        yield page.points
 
 
 def _slice_sample(
@@ -121,8 +131,8 @@ def _slice_sample(
     assert isinstance(options.sample_size, int)
     condition, _ = slice_condition(total, options.sample_size)
     must = [dict(options.filter), condition] if options.filter else [condition]
-    partition = single_partition(None, None, None)[0]
-    yield from scroll_partition(http, options.collection, partition, request, {"must": must}, SAMPLE_PAGE_SIZE)
+    for page in scroll_pages(http, options.collection, page_size=SAMPLE_PAGE_SIZE, filter={"must": must}, **request):
+        yield page.points
 
 
 def _reservoir_sample(
@@ -133,12 +143,20 @@ def _reservoir_sample(
     size = options.sample_size
     chosen: list[PointId] = []
     generator = random.Random(RESERVOIR_SEED)
-    ids_only = {"with_payload": False, "with_vector": False}
-    partition = single_partition(options.offset, bound, None)[0]
     query_filter = dict(options.filter) if options.filter else None
+    id_pages = scroll_pages(
+        http,
+        options.collection,
+        page_size=BOUNDARY_PAGE_SIZE,
+        with_payload=False,
+        with_vector=False,
+        filter=query_filter,
+        start=options.offset,
+        limit=bound,
+    )
     seen = 0
-    for page in scroll_partition(http, options.collection, partition, ids_only, query_filter, BOUNDARY_PAGE_SIZE):
-        for point in page:
+    for page in id_pages:
+        for point in page.points:
             if seen < size:
                 chosen.append(point["id"])
             else:
@@ -151,10 +169,12 @@ def _reservoir_sample(
         must: list[dict[str, Any]] = [{"has_id": ids}]
         if query_filter:
             must.insert(0, query_filter)
-        body = {**request, "limit": len(ids), "filter": {"must": must}}
-        points, _ = http.scroll(options.collection, body)
-        if points:
-            yield points
+        # One request: every id asked for fits its page, so the page needs no successor.
+        by_id = scroll_pages(
+            http, options.collection, page_size=len(ids), filter={"must": must}, max_pages=1, **request
+        )
+        for page in by_id:
+            yield page.points
 
 
 __all__ = [
