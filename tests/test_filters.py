@@ -17,7 +17,7 @@ from qdrant_client import QdrantClient, models
 from dagster_qdrant.collections import partition_filter
 from dagster_qdrant.filters import all_of, is_filter, match_any
 from dagster_qdrant.spark.pushdown import combine_filters
-from dagster_qdrant.spark.read_splits import ScrollPartition
+from dagster_qdrant.spark.read_splits import ReadSplit
 from dagster_qdrant.spark.read_splits import partition_filter as split_filter
 
 POINTS = 80
@@ -129,7 +129,7 @@ def test_the_three_narrowings_build_the_request_all_of_builds() -> None:
         user = rng.choice([None, generated_filter(rng)])
         pushed = [condition(rng, depth=2) for _ in range(rng.randint(0, 3))]
         assert combine_filters(user, conditions=pushed) == all_of(user, *pushed)
-        split = ScrollPartition(index=1, slice=(1, 4))
+        split = ReadSplit(index=1, slice=(1, 4))
         assert split_filter(split, user) == all_of(user, {"slice": {"total": 4, "index": 1}})
         keys = rng.sample(["a", "b", "c", "d"], rng.randint(1, 3))
         assert partition_filter("_partition", keys) == match_any("_partition", sorted(keys))
