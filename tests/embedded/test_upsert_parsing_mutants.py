@@ -21,8 +21,10 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from dagster_qdrant.embedded.errors import ApiError
+from dagster_qdrant.embedded.points import parse_upsert
 from dagster_qdrant.embedded.routes import Request, match_route
 from dagster_qdrant.embedded.store import Store
+from dagster_qdrant.embedded.vector_schema import vector_specs
 
 SEED = 20261203
 BODIES = 60
@@ -230,12 +232,11 @@ def test_points_with_no_vector_at_all_store_what_local_mode_stores(server: Serve
     assert server.points("c") == _local_points(local)
 
 
-def _refusal(server: Server, body: Any, config: dict[str, Any] = NAMED) -> ApiError:
-    if not server.store.exists("c"):
-        server.call("PUT", "/collections/c", config)
+def _refusal(body: Any, config: dict[str, Any] = NAMED) -> ApiError:
+    """The refusal of ``body`` by the server's upsert parsing (called directly: it runs before anything is
+    applied, which `test_a_refused_upsert_writes_nothing` checks through the route)."""
     with pytest.raises(ApiError) as raised:
-        server.call("PUT", "/collections/c/points", body)
-    assert server.points("c") == {}, "a refused upsert must write nothing"
+        parse_upsert(body, vector_specs(config))
     return raised.value
 
 
@@ -305,9 +306,9 @@ REFUSED: list[tuple[Any, int, list[str], bool]] = [
 
 @pytest.mark.parametrize(("body", "status", "words", "local_refuses"), REFUSED, ids=[str(i) for i in range(len(REFUSED))])
 def test_a_bad_point_refuses_the_whole_upsert_naming_it(
-    server: Server, body: Any, status: int, words: list[str], local_refuses: bool
+    body: Any, status: int, words: list[str], local_refuses: bool | None
 ) -> None:
-    error = _refusal(server, body)
+    error = _refusal(body)
     assert error.status == status
     for word in words:
         assert word in error.message, (word, error.message)
@@ -324,51 +325,59 @@ def test_a_bad_point_refuses_the_whole_upsert_naming_it(
      ({"batch": {"ids": [1, 2], "vectors": [[1.0, 2.0], [[1.0, 2.0]]]}}, ["multi vectors", "point id 2"]),
      ({"batch": {"ids": [1, 2], "vectors": [[1.0, 2.0], "ab"]}}, ["must be a list of numbers", "point id 2", "str"])],
 )
-def test_unnamed_vectors_are_checked_against_the_unnamed_config(server: Server, body: Any, words: list[str]) -> None:
-    error = _refusal(server, body, UNNAMED)
+def test_unnamed_vectors_are_checked_against_the_unnamed_config(body: Any, words: list[str]) -> None:
+    error = _refusal(body, UNNAMED)
     assert error.status == 400
     for word in words:
         assert word in error.message, (word, error.message)
     assert _local_refuses(body, UNNAMED)
 
 
-def test_a_collection_with_no_dense_vectors_says_so(server: Server) -> None:
-    error = _refusal(server, {"points": [{"id": 1, "vector": {"x": [1.0]}}]}, {"sparse_vectors": {"s": {}}})
+def test_a_collection_with_no_dense_vectors_says_so() -> None:
+    error = _refusal({"points": [{"id": 1, "vector": {"x": [1.0]}}]}, {"sparse_vectors": {"s": {}}})
     assert "the collection has `s`" in error.message
-    server.call("DELETE", "/collections/c")
-    error = _refusal(server, {"points": [{"id": 1, "vector": [1.0, 2.0]}]}, {"sparse_vectors": {"s": {}}})
+    error = _refusal({"points": [{"id": 1, "vector": [1.0, 2.0]}]}, {"sparse_vectors": {"s": {}}})
     assert "Not existing vector name" in error.message and "(point id 1;" in error.message
+    error = _refusal({"points": [{"id": 1, "vector": [1.0, 2.0]}]}, {"vectors": {}})
+    assert "the collection has no vectors" in error.message
 
 
-def test_a_multivector_config_takes_rows_of_its_size(server: Server) -> None:
+def test_a_multivector_config_takes_rows_of_its_size() -> None:
     for body, words in (({"points": [{"id": 1, "vector": [[1.0, 2.0], [1.0]]}]}, ["expected dim: 2, got 1"]),
                         ({"points": [{"id": 1, "vector": [[1.0, 2.0], 5]}]}, ["multivector", "5"]),
                         ({"points": [{"id": 1, "vector": [1.0, 2.0, 3.0]}]}, ["expected dim: 2, got 3"]),
                         ({"points": [{"id": 1, "vector": []}]}, ["expected dim: 2, got 0"])):
-        error = _refusal(server, body, MULTI)
+        error = _refusal(body, MULTI)
         assert error.status == 400 and all(word in error.message for word in words), error.message
 
 
-def test_a_long_bad_vector_is_shown_cut_short(server: Server) -> None:
+def test_a_long_bad_vector_is_shown_cut_short() -> None:
     vector = [1.0] * 40 + ["x"]
-    error = _refusal(server, {"points": [{"id": 3, "vector": {"d": vector[:2] + ["x"]}}, {"id": 4, "vector": {"m": [vector[:2], vector[:2]]}}]})
-    assert "[1.0, 1.0, 'x']" in error.message
-    server.call("DELETE", "/collections/c")
-    server.call("PUT", "/collections/c", {"vectors": {"d": {"size": 41, "distance": "Dot"}}})
-    error = _refusal(server, {"points": [{"id": 3, "vector": {"d": vector}}]})
+    error = _refusal({"points": [{"id": 3, "vector": {"d": vector[:2] + ["x"]}}]})
+    assert "got {'d': [1.0, 1.0, 'x']}" in error.message
+    error = _refusal({"points": [{"id": 3, "vector": {"d": vector}}]}, {"vectors": {"d": {"size": 41, "distance": "Dot"}}})
     shown = error.message.split("got ", 1)[1]
     assert len(shown) == 80 and shown.endswith("...") and shown.startswith("{'d': [1.0, 1.0")
+    exact = [1.0] * 13 + ["xxxx"]  # shown whole: its text is exactly 80 characters
+    error = _refusal({"points": [{"id": 3, "vector": {"d": exact}}]}, {"vectors": {"d": {"size": 14, "distance": "Dot"}}})
+    assert error.message.endswith(repr({"d": exact})) and len(repr({"d": exact})) == 80
 
 
-def test_a_body_that_is_not_an_object_is_refused(server: Server) -> None:
-    server.call("PUT", "/collections/c", NAMED)
-    from dagster_qdrant.embedded.points import parse_upsert
-    from dagster_qdrant.embedded.vector_schema import vector_specs
-
+def test_a_body_that_is_not_an_object_is_refused() -> None:
     for body in ([1], "points", None):
-        with pytest.raises(ApiError) as raised:
-            parse_upsert(body, vector_specs(NAMED))
-        assert raised.value.status == 400 and "must be an object with `points` or `batch`" in raised.value.message
+        error = _refusal(body)
+        assert error.status == 400 and "must be an object with `points` or `batch`" in error.message
+
+
+def test_a_refused_upsert_writes_nothing(server: Server) -> None:
+    """Every point is checked before the first is applied: a bad last point leaves the collection as it was."""
+    server.call("PUT", "/collections/c", NAMED)
+    server.call("PUT", "/collections/c/points", {"points": [{"id": 9, "vector": {"d": [0.0, 0.0, 1.0]}}]})
+    for body in ({"points": [GOOD, {"id": 2, "vector": {"d": [1.0]}}]},
+                 {"batch": {"ids": [1, 2], "vectors": {"d": [[1.0, 2.0, 3.0], [1.0, "x", 3.0]]}}}):
+        with pytest.raises(ApiError):
+            server.call("PUT", "/collections/c/points", body)
+        assert server.points("c") == {"9": ({}, {"d": [0.0, 0.0, 1.0]})}
 
 
 def test_a_batch_of_many_points_is_stored_whole(server: Server) -> None:
