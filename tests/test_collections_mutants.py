@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -193,6 +194,8 @@ def test_a_process_name_is_read_whole_from_proc(tmp_path: Path, name: bytes, com
     child = subprocess.Popen([named, b"-c", b"import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
         assert lifecycle._proc_stat(child.pid) == (command, os.getpid())
+        assert lifecycle.process_started_after(child.pid, _started(child.pid) - 2) is True
+        assert lifecycle.process_started_after(child.pid, _started(child.pid)) is False
     finally:
         child.communicate()
     assert lifecycle._proc_stat(_dead_pid()) is None
@@ -203,7 +206,7 @@ def test_a_process_name_is_read_whole_from_proc(tmp_path: Path, name: bytes, com
 
 def _started(pid: int) -> float:
     """When ``pid`` started, from /proc (the kernel's boot time plus the process's start in clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()  # the name ends at the last ")"
     boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
@@ -215,12 +218,33 @@ def test_a_process_started_after_a_moment_is_told_apart_within_the_stamps_second
     assert lifecycle.process_started_after(pid, started - 0.75) is False
     assert lifecycle.process_started_after(pid, started) is False
     assert lifecycle.process_started_after(_dead_pid(), 0.0) is None
+    moment = started - 1.0
+    while moment + 1.0 > started:
+        moment = math.nextafter(moment, -math.inf)
+    while moment + 1.0 < started:
+        moment = math.nextafter(moment, math.inf)
+    assert moment + 1.0 == started
+    assert lifecycle.process_started_after(pid, moment) is False  # a second's slack: started at the bound is not after
 
 
 def test_alive_means_the_pid_exists() -> None:
     assert lifecycle.process_alive(os.getpid()) is True
     assert lifecycle.process_alive(_dead_pid()) is False
     assert lifecycle.process_alive(1) is True  # init: someone else's process, or ours as root
+
+
+def test_asking_whether_a_process_is_alive_sends_it_no_signal() -> None:
+    """kill(2) with signal 0 only checks that the pid exists: a child that reports every SIGHUP gets none."""
+    script = ("import signal, sys\n"
+              "signal.signal(signal.SIGHUP, lambda *_: print('HUP', flush=True))\n"
+              "print('ready', flush=True)\n"
+              "sys.stdin.read()\n"
+              "print('done', flush=True)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    assert lifecycle.process_alive(child.pid) is True
+    out, _ = child.communicate("")
+    assert out == "done\n"
 
 
 def test_a_process_this_user_may_not_signal_is_alive(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,17 +257,23 @@ def test_a_process_this_user_may_not_signal_is_alive(monkeypatch: pytest.MonkeyP
     assert lifecycle.process_alive(1) is True
 
 
-def test_a_settled_version_is_recorded_on_this_host(tmp_path: Path) -> None:
+def test_a_settled_version_is_recorded_on_this_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not" / "yet"))  # folders made as needed
     assert not lifecycle.is_settled("v1")
     lifecycle.mark_settled("v1")
     assert lifecycle.is_settled("v1") and not lifecycle.is_settled("v2")
+    lifecycle.mark_settled("v2")  # the folder exists now
+    lifecycle.mark_settled("v2")
+    assert lifecycle.is_settled("v2") and not lifecycle.is_settled("v3")
 
 
 def test_a_settled_mark_that_cannot_be_written_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "dagster_qdrant-settled").write_text("a file where the folder goes")
     lifecycle.mark_settled("v2")
     assert not lifecycle.is_settled("v2")
-    assert "could not record 'v2' as settled" in caplog.text
+    [record] = [r for r in caplog.records if r.name == "dagster_qdrant.collections"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage().startswith("could not record 'v2' as settled: [Errno ")
 
 
 def test_a_version_owned_on_this_host_expires_exactly_when_its_owner_is_gone() -> None:
@@ -315,6 +345,16 @@ def test_a_failed_beat_is_skipped_and_the_next_one_is_sent(http: QdrantHttp, ser
             wait_until(lambda: http.collection_info("flaky")["config"]["metadata"]["dagster_qdrant"]["heartbeat"] > 1,
                        30, "a beat after the failed ones")
         assert proxy.stats["503"] == 3
+
+
+def test_a_heartbeat_left_running_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    """A process whose write never stopped its heartbeat still exits (the thread is a daemon)."""
+    script = ("from dagster_qdrant.collections import Heartbeat\n"
+              "Heartbeat(None, 'v', interval=3600).__enter__()\n"
+              "print('entered', flush=True)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert done.stdout == "entered\n" and done.returncode == 0
 
 
 def test_stopping_a_heartbeat_does_not_wait_for_its_interval(http: QdrantHttp) -> None:

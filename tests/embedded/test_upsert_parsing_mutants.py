@@ -265,7 +265,7 @@ REFUSED: list[tuple[Any, int, list[str], bool]] = [
     ({"points": [GOOD, {"id": 7, "vector": {"m": [[1.0, 2.0], 3.0]}}]}, 400, ["multivector", "point id 7", "`m`", "3.0"], True),
     ({"points": [GOOD, {"id": 7, "vector": {"d": [[1.0, 2.0, 3.0]]}}]}, 400, ["multi vectors", "`d`", "3 numbers", "point id 7"], True),
     ({"points": [GOOD, {"id": 7, "vector": {"d": {"indices": [1], "values": [1.0]}}}]}, 400, ["sparse", "`d` is dense", "point id 7"], True),
-    ({"points": [GOOD, {"id": 7, "vector": {"d": {"text": "hi", "model": "m"}}}]}, 400, ["inference objects", "`d`", "point id 7"], None),
+    ({"points": [GOOD, {"id": 7, "vector": {"d": {"text": "hi", "model": "m"}}}]}, 400, ["inference objects", "`d`", "point id 7", "send numbers"], None),
     ({"points": [GOOD, {"id": 7, "vector": {"d": "1,2,3"}}]}, 400, ["`d`", "point id 7", "must be a list of numbers", "str"], True),
     ({"points": [GOOD, {"id": 7, "vector": {"s": [1.0, 2.0]}}]}, 400, ["sparse", "point id 7", "`s`"], True),
     ({"points": [GOOD, {"id": 7, "vector": {"s": {"indices": [1, 2], "values": [1.0]}}}]}, 422, ["same length", "2 indices, 1 values", "point id 7", "`s`"], True),
@@ -274,7 +274,14 @@ REFUSED: list[tuple[Any, int, list[str], bool]] = [
     ({"points": [GOOD, {"id": 7, "vector": {"s": {"indices": [[1]], "values": [1.0]}}}]}, 400, ["unsigned integers", "point id 7"], True),
     ({"points": [GOOD, {"id": 7, "vector": {"x": {"indices": [1, 1], "values": [1.0, 2.0]}}}]}, 422, ["unique", "point id 7", "`x`"], True),
     ({"points": [GOOD, {"id": 7, "vector": {"d": [1.0, "a", 3.0]}}]}, 400, ["point 7", "lists of numbers", "'a'"], True),
-    ({"points": [GOOD, {"id": 7, "vector": 5}]}, 400, ["vector of point 7", "int"], True),
+    ({"points": [GOOD, {"id": 7, "vector": 5}]}, 400, ["vector of point 7", "got int"], True),
+    ({"points": [GOOD, {"id": 7, "vector": {"x": {"values": [1.0]}}}]}, 400, ["Not existing vector name", "`x`"], True),
+    ({"points": [GOOD, {"id": 7, "vector": {"x": {"text": "a"}}}]}, 400, ["Not existing vector name", "`x`"], True),
+    ({"points": [GOOD, {"id": 7, "vector": {"s": {"indices": [1]}}}]}, 400, ["Wrong usage of sparse vectors", "point id 7"], True),
+    ({"points": [GOOD, {"id": 7, "vector": {"s": ["indices", "values"]}}]}, 400, ["Wrong usage of sparse vectors", "point id 7"], True),
+    ({"points": [GOOD, {"id": 7, "vector": {"s": {"indices": ["a"], "values": [1.0]}}}]}, 400,
+     ["sparse vector `s`: indices must be unsigned integers and values numbers"], True),
+    ({"batch": {"ids": [1, 2], "vectors": {"d": [None, [1.0]]}}}, 400, ["expected dim: 3, got 1", "point id 2"], True),
     ({"points": [GOOD, {"id": 7, "vector": {"d": [1.0, 2.0, 3.0]}, "payload": [1]}]}, 400, ["payload of point 7", "object", "list"], True),
     ({"points": [GOOD, {"id": -7, "vector": {"d": [1.0, 2.0, 3.0]}}]}, 400, ["-7", "out of range"], False),
     ({"points": [GOOD, {"id": 2**64, "vector": {"d": [1.0, 2.0, 3.0]}}]}, 400, [str(2**64), "out of range"], False),
@@ -345,7 +352,7 @@ def test_a_collection_with_no_dense_vectors_says_so() -> None:
 def test_a_multivector_config_takes_rows_of_its_size() -> None:
     for body, words in (({"points": [{"id": 1, "vector": [[1.0, 2.0], [1.0]]}]}, ["expected dim: 2, got 1"]),
                         ({"points": [{"id": 1, "vector": [[1.0, 2.0], 5]}]}, ["multivector", "5"]),
-                        ({"points": [{"id": 1, "vector": [1.0, 2.0, 3.0]}]}, ["expected dim: 2, got 3"]),
+                        ({"points": [{"id": 1, "vector": [1.0, 2.0, 3.0]}]}, ["expected dim: 2, got 3 (point id 1)"]),
                         ({"points": [{"id": 1, "vector": []}]}, ["expected dim: 2, got 0"])):
         error = _refusal(body, MULTI)
         assert error.status == 400 and all(word in error.message for word in words), error.message
@@ -358,6 +365,9 @@ def test_a_long_bad_vector_is_shown_cut_short() -> None:
     error = _refusal({"points": [{"id": 3, "vector": {"d": vector}}]}, {"vectors": {"d": {"size": 41, "distance": "Dot"}}})
     shown = error.message.split("got ", 1)[1]
     assert len(shown) == 80 and shown.endswith("...") and shown.startswith("{'d': [1.0, 1.0")
+    longer = [1.0] * 13 + ["xxxxx"]  # 81 characters: cut to 77 and "..."
+    error = _refusal({"points": [{"id": 3, "vector": {"d": longer}}]}, {"vectors": {"d": {"size": 14, "distance": "Dot"}}})
+    assert error.message.endswith(repr({"d": longer})[:77] + "...") and len(repr({"d": longer})) == 81
     exact = [1.0] * 13 + ["xxxx"]  # shown whole: its text is exactly 80 characters
     error = _refusal({"points": [{"id": 3, "vector": {"d": exact}}]}, {"vectors": {"d": {"size": 14, "distance": "Dot"}}})
     assert error.message.endswith(repr({"d": exact})) and len(repr({"d": exact})) == 80
@@ -366,7 +376,63 @@ def test_a_long_bad_vector_is_shown_cut_short() -> None:
 def test_a_body_that_is_not_an_object_is_refused() -> None:
     for body in ([1], "points", None):
         error = _refusal(body)
-        assert error.status == 400 and "must be an object with `points` or `batch`" in error.message
+        assert error.status == 400
+        assert error.message == "Json deserialize error: upsert body must be an object with `points` or `batch`"
+    error = _refusal({"other": []})
+    assert error.message == ("Json deserialize error: upsert body must have `points` (a list of points) or "
+                             "`batch` ({ids, vectors, payloads})")
+    error = _refusal({"batch": [1]})
+    assert error.message == ("Json deserialize error: `batch` must be an object with `ids` (list), `vectors` and "
+                             "optional `payloads`")
+    error = _refusal({"batch": {"ids": [1], "vectors": 5}})
+    assert error.message == ("Json deserialize error: batch `vectors` must be a list of vectors or an object of "
+                             "vector name -> list of vectors")
+
+
+def test_the_vectors_named_in_a_refusal_are_the_collections(server: Server) -> None:
+    both = {"vectors": {"size": 2, "distance": "Dot"}, "sparse_vectors": {"s": {}, "t": {}}}
+    error = _refusal({"points": [{"id": 1, "vector": {"x": [1.0, 2.0]}}]}, both)
+    assert error.message.endswith("(point id 1, vector `x`; the collection has one unnamed vector, `s`, `t`)")
+    error = _refusal({"points": [{"id": 1, "vector": {"d": [1.0]}}]}, {"vectors": {"size": 2, "distance": "Dot"}})
+    assert error.message.endswith("(point id 1, vector `d`; the collection has one unnamed vector)")
+
+
+def test_a_dense_config_of_one_number_refuses_a_multivector_column() -> None:
+    one = {"vectors": {"size": 1, "distance": "Dot"}}
+    for body in ({"batch": {"ids": [1, 2], "vectors": [[[1.0]], [[2.0]]]}},
+                 {"batch": {"ids": [1, 2], "vectors": {"": [[[1.0]], [[2.0]]]}}}):
+        error = _refusal(body, one)
+        assert "Wrong usage of multi vectors" in error.message and "point id 1" in error.message
+
+
+def test_a_batch_of_empty_payloads_keeps_each_points_vector(server: Server) -> None:
+    server.call("PUT", "/collections/c", UNNAMED)
+    local = _local(UNNAMED)
+    body = {"batch": {"ids": [1, 2], "vectors": [[1.0, 2.0], [3.0, 4.0]], "payloads": [{}, {}]}}
+    server.call("PUT", "/collections/c/points", body)
+    _local_upsert(local, body)
+    assert server.points("c") == _local_points(local) == {"1": ({}, [1.0, 2.0]), "2": ({}, [3.0, 4.0])}
+
+
+def test_a_named_column_after_a_missing_one_is_kept(server: Server) -> None:
+    server.call("PUT", "/collections/c", NAMED)
+    local = _local(NAMED)
+    body = {"batch": {"ids": [1, 2], "vectors": {"d": None, "s": [{"indices": [3], "values": [1.0]}, None],
+                                                  "m": [None, [[1.0, 2.0]]]}}}
+    server.call("PUT", "/collections/c/points", body)
+    _local_upsert(local, _as_list(body))
+    assert server.points("c") == _local_points(local)
+    assert server.points("c")["1"][1] == {"s": {"indices": [3], "values": [1.0]}}
+
+
+def test_a_query_with_a_bad_sparse_vector_is_refused_naming_it(server: Server) -> None:
+    """The same sparse-vector parsing serves queries: a shape the upsert checks never let through reaches it."""
+    server.call("PUT", "/collections/c", NAMED)
+    for query in ({"indices": [1, 2], "values": [1.0]}, {"indices": 1, "values": [1.0]}, {"indices": [1], "values": 1.0}):
+        with pytest.raises(ApiError) as raised:
+            server.call("POST", "/collections/c/points/query", {"query": query, "using": "s"})
+        assert raised.value.status == 400
+        assert "query: indices and values must be lists of the same length" in raised.value.message
 
 
 def test_a_refused_upsert_writes_nothing(server: Server) -> None:
