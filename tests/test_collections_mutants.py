@@ -145,6 +145,19 @@ def test_a_version_name_defaults_to_now_with_no_run_and_no_owner() -> None:
     assert len({lifecycle.new_version_name(BASE, now=0.0) for _ in range(50)}) > 40  # the nonce
 
 
+def test_a_version_stamp_is_utc_whatever_the_local_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30, no daylight saving
+    time.tzset()
+    try:
+        moment = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+        name = lifecycle.new_version_name(BASE, now=moment)
+        assert name.startswith(f"{BASE}__20231114221320")
+        assert lifecycle.parse_version(BASE, name).created == moment
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
 def test_names_that_are_not_versions_of_the_base_are_not_parsed() -> None:
     stamp = _stamp(0.0)
     for name in (BASE, f"{BASE}__", f"{BASE}__{stamp}", f"{BASE}__{stamp}abcg", f"{BASE}__{stamp}ABCD",
@@ -310,6 +323,8 @@ def test_a_heartbeat_the_server_did_not_keep_counts_for_nothing() -> None:
                  {"config": {"metadata": {"other": {"heartbeat": 999}}}}):
         assert lifecycle.is_expired(version, info, stale_after=10.0, now=111.0) is True, info
         assert lifecycle.is_expired(version, info, stale_after=10.0, now=110.0) is False, info
+    epoch = lifecycle.Version("v", 0.0, None)  # no heartbeat: the stamp alone counts, even the earliest
+    assert lifecycle.is_expired(epoch, None, stale_after=10.0, now=10.5) is True
     fresh = {"config": {"metadata": {"dagster_qdrant": {"heartbeat": 200}}}}
     assert lifecycle.is_expired(version, fresh, stale_after=10.0, now=210.0) is False
     assert lifecycle.is_expired(version, fresh, stale_after=10.0, now=210.5) is True
@@ -694,12 +709,29 @@ def test_any_other_refusal_of_the_upsert_is_raised(http: QdrantHttp, server_url:
     _create(http, "src")
     _create(http, "dst")
     _upsert(http, "src", {1: ({}, [1.0, 2.0])})
-    refused = Canned(403, b'{"status": {"error": "Forbidden"}, "time": 0}')
+    refused = Canned(400, b'{"status": {"error": "Wrong input: refused"}, "time": 0}')
     with FaultProxy(server_url, rule=lambda m, p, b: refused if m == "PUT" else None) as proxy:
         with pytest.raises(QdrantError) as raised:
             lifecycle.replace_points(_client(proxy.url), "src", "dst")
-        assert raised.value.status == 403
+        assert raised.value.status == 400 and raised.value.point_ids == [1]  # the error names the points
         assert not [r for r in proxy.requests if "/points/batch" in r.path]
+    with FaultProxy(server_url, rule=lambda m, p, b: refused if "/points/batch" in p else None) as proxy:
+        with pytest.raises(QdrantError) as raised:
+            lifecycle.replace_points(_client(proxy.url), "src", "dst", write_method="post")
+        assert raised.value.status == 400 and raised.value.point_ids == [1]
+
+
+def test_stale_points_are_deleted_as_soon_as_a_thousand_are_pending(http: QdrantHttp, server_url: str) -> None:
+    """The ids to delete are held at most a page at a time: exactly 1000 pending go before the next page is read."""
+    _create(http, "src")
+    _create(http, "dst")
+    _upsert(http, "src", {5000 + i: ({}, [1.0, 0.0]) for i in range(3)})
+    _upsert(http, "dst", {i: ({}, [0.0, 1.0]) for i in range(1, 1001)})
+    with FaultProxy(server_url) as proxy:
+        lifecycle.replace_points(_client(proxy.url), "src", "dst")
+        order = [r.path.split("?")[0].rsplit("/", 1)[1] for r in proxy.requests if r.path.startswith("/collections/dst/")]
+    assert order == ["points", "scroll", "delete", "scroll"]
+    assert sorted(_points(http, "dst")) == [5000, 5001, 5002]
 
 
 def test_replacing_with_the_default_page_reads_the_source_in_pages_of_512(http: QdrantHttp, server_url: str) -> None:

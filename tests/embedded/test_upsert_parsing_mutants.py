@@ -401,6 +401,12 @@ def test_the_vectors_named_in_a_refusal_are_the_collections(server: Server) -> N
     assert error.message.endswith("(point id 1, vector `d`; the collection has one unnamed vector)")
 
 
+def test_an_inference_object_is_refused_with_what_to_send_instead() -> None:
+    error = _refusal({"points": [{"id": 7, "vector": {"d": {"text": "hi", "model": "m"}}}]})
+    assert error.message == ("Wrong input: vector `d` (point id 7, vector `d`): inference objects (text, image, "
+                             "document) are not supported by the embedded server; send numbers")
+
+
 def test_a_dense_config_of_one_number_refuses_a_multivector_column() -> None:
     one = {"vectors": {"size": 1, "distance": "Dot"}}
     for body in ({"batch": {"ids": [1, 2], "vectors": [[[1.0]], [[2.0]]]}},
