@@ -198,6 +198,50 @@ def test_the_java_ancestor_is_the_nearest_process_named_java(tmp_path: Path) -> 
     assert found == f"{HOST} {java_pid}"
 
 
+_CHAIN = """
+import os, subprocess, sys
+depth = int(sys.argv[1])
+if depth:
+    command = [sys.executable, "-c", os.environ["CHAIN"], str(depth - 1)]
+    print(subprocess.run(command, capture_output=True, text=True, check=True).stdout, end="")
+else:
+    from dagster_qdrant.collections import Owner
+    owner = Owner.java_ancestor()
+    print(owner and owner.pid)
+"""
+
+
+def _under_java(tmp_path: Path, depth: int, *prefix: str) -> tuple[str, str]:
+    """(the ``java`` process's pid, what a process ``depth + 1`` levels below it finds)."""
+    java = tmp_path / "java"
+    shutil.copy(sys.executable, java)
+    java.chmod(0o755)
+    env = {**os.environ, "CHAIN": _CHAIN, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    top = (f"import os, subprocess; print(os.getpid()); print(subprocess.run([{sys.executable!r}, '-c', "
+           f"os.environ['CHAIN'], '{depth}'], capture_output=True, text=True, check=True).stdout, end='')")
+    shown = subprocess.run([*prefix, str(java), "-c", top], capture_output=True, text=True, check=True, env=env)
+    java_pid, found = shown.stdout.splitlines()
+    return java_pid, found
+
+
+def test_the_java_ancestor_is_looked_for_sixteen_processes_up(tmp_path: Path) -> None:
+    assert lifecycle.Owner.java_ancestor() is None
+    java_pid, found = _under_java(tmp_path, 14)  # the JVM is the 16th process looked at: found
+    assert found == java_pid
+    _, found = _under_java(tmp_path, 15)  # the 17th: not
+    assert found == "None"
+
+
+def test_a_jvm_that_is_pid_1_is_found(tmp_path: Path) -> None:
+    """In a container the Spark driver's JVM can be pid 1 (here: pid 1 of a PID namespace of its own)."""
+    assert lifecycle.Owner.java_ancestor() is None
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a PID namespace here: {probe.stderr.decode().strip()}")
+    java_pid, found = _under_java(tmp_path, 1, "unshare", "--pid", "--fork", "--mount-proc")
+    assert java_pid == "1" and found == "1"
+
+
 @pytest.mark.parametrize(("name", "command"), [(b"a) (b", "a) (b"), (b"\xffjava", "\ufffdjava")],
                          ids=["parentheses", "not UTF-8"])
 def test_a_process_name_is_read_whole_from_proc(tmp_path: Path, name: bytes, command: str) -> None:
@@ -364,6 +408,7 @@ def test_a_failed_beat_is_skipped_and_the_next_one_is_sent(http: QdrantHttp, ser
 
 def test_a_heartbeat_left_running_does_not_keep_the_process_alive(tmp_path: Path) -> None:
     """A process whose write never stopped its heartbeat still exits (the thread is a daemon)."""
+    assert lifecycle.Heartbeat(None, "v", interval=3600).collection == "v"  # the same class, built here too
     script = ("from dagster_qdrant.collections import Heartbeat\n"
               "Heartbeat(None, 'v', interval=3600).__enter__()\n"
               "print('entered', flush=True)\n")
