@@ -6,6 +6,9 @@ README "Mutation testing"). The server is the embedded one, its handlers served 
 process; the loopback fault proxy (tests/faultproxy.py) answers where a test needs the answer of a busy or
 refusing server. References: the input values (the names, owners, times and points given), the operating
 system (``/proc``, ``os.getpid``, a reaped child's pid), and the OpenAPI spec for the alias actions.
+
+The file is long because the module has many behaviours (names, owners, expiry, heartbeat, swap, sweep,
+replacement) and the mutation run's test selection names one file per module under mutation.
 """
 
 from __future__ import annotations
