@@ -76,7 +76,7 @@ class Owner:
             command, parent = stat
             if command == "java":
                 return cls(host_key(), pid)
-            if parent <= 1:
+            if parent < 1:  # pid 1 is looked at too: in a container the JVM may be pid 1
                 return None
             pid = parent
         return None
