@@ -24,7 +24,7 @@ _PUBLIC_NAMES: dict[str, str] = {
     "write_qdrant_points": "dagster_qdrant.points.without_spark",
     "read_qdrant_points": "dagster_qdrant.points.without_spark",
     "WriteReport": "dagster_qdrant.points.points_to_qdrant",
-    "register_qdrant_data_source": "dagster_qdrant.spark.datasource",
+    "register_qdrant_data_source": "dagster_qdrant.spark.registration",
     "QdrantDataSource": "dagster_qdrant.spark.datasource",
     "QdrantResource": "dagster_qdrant.dagster_io.resources",
     "QdrantConfig": "dagster_qdrant.dagster_io.community",

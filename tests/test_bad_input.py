@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from faultproxy import FaultProxy, create_collection, free_port, server_count
 
-from dagster_qdrant.spark.datasource import check_worker_python
+from dagster_qdrant.spark.registration import check_worker_python
 from dagster_qdrant.errors import (
     QdrantConfigError,
     QdrantConnectionError,

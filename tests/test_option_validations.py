@@ -22,7 +22,8 @@ from dagster import build_input_context, build_output_context
 from dagster_qdrant.dagster_io.io_manager import QdrantPySparkIOManager
 from dagster_qdrant.dagster_io.resources import QdrantResource
 from dagster_qdrant.options import ConnectionOptions
-from dagster_qdrant.spark.datasource import QdrantDataSource, register_qdrant_data_source
+from dagster_qdrant.spark.datasource import QdrantDataSource
+from dagster_qdrant.spark.registration import register_qdrant_data_source
 
 LOG_VARIABLE = "DAGSTER_QDRANT_TEST_VALIDATION_LOG"
 SITECUSTOMIZE = f"""

@@ -7,10 +7,13 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
+import pydantic
 import pytest
 from dagster import Definitions, EnvVar, asset, materialize
 
+import dagster_qdrant
 from dagster_qdrant.options import (
     ConnectionOptions,
     ReadOptions,
@@ -230,3 +233,20 @@ def test_dagsters_config_schema_shows_every_field_typed_and_described(config: ty
         assert dagster_field.description == config.model_fields[name].description, name
         kind = dagster_field.config_type.key
         assert (kind == "Noneable.Any") == (name in untyped), (name, kind)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: dagster_qdrant.QdrantResource(endpont="http://localhost:6333"),
+        lambda: dagster_qdrant.QdrantConfig(hots="localhost"),
+        lambda: dagster_qdrant.QdrantPySparkIOManager(colection_prefix="dev_"),
+        lambda: dagster_qdrant.QdrantWriteConfig(batchsize=64),
+        lambda: dagster_qdrant.QdrantReadConfig(limt=10),
+    ],
+    ids=["resource", "community config", "io manager", "write config", "read config"],
+)
+def test_a_misspelt_field_is_refused_naming_it_never_ignored(make: Any) -> None:
+    """Ignored, ``QdrantResource(endpont=...)`` would quietly write to the embedded server instead."""
+    with pytest.raises(pydantic.ValidationError, match=r"(endpont|hots|colection_prefix|batchsize|limt)\n.*Extra inputs"):
+        make()

@@ -12,7 +12,7 @@ from typing import Any
 from pyspark.sql.datasource import DataSource, DataSourceReader
 
 from dagster_qdrant import QDRANT_CONFIG_OPTION, QDRANT_FORMAT, build_qdrant_config, build_qdrant_write_config
-from dagster_qdrant.spark.datasource import register_qdrant_data_source
+from dagster_qdrant.spark.registration import register_qdrant_data_source
 
 
 def _entry(spark: Any) -> Any:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dagster_qdrant.spark.datasource import register_qdrant_data_source
+from dagster_qdrant.spark.registration import register_qdrant_data_source
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions
 

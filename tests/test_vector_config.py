@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
 from dagster_qdrant.collections import copy_config_body
-from dagster_qdrant.dagster_io.io_manager import _vector_metadata
+from dagster_qdrant.dagster_io.output_metadata import vector_metadata as _vector_metadata
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions
 from dagster_qdrant.points.points_to_qdrant import configured_vectors

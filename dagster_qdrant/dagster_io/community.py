@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from dagster import Config
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from dagster_qdrant.errors import QdrantConfigError
 
@@ -73,6 +73,8 @@ _LOCAL_MODE_MARKERS = ("meta.json", "collection")
 
 class QdrantConfig(Config):
     """Where Qdrant is, in qdrant-client's terms (the community ``dagster-qdrant`` package's fields and defaults)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, never silently ignored
 
     location: Optional[str] = Field(
         default=None,

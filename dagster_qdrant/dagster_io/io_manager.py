@@ -32,15 +32,14 @@ from dagster import (
     OutputContext,
 )
 from dagster_pyspark import PySparkResource
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from dagster_qdrant import collections as lifecycle
-from dagster_qdrant.spark_fuse_compat import unknown_option_error
 from dagster_qdrant.errors import QdrantConfigError
 from dagster_qdrant.filters import all_of
-from dagster_qdrant.option_parsers import optional_columns
-from dagster_qdrant.options import ReadOptions, WriteOptions
-from dagster_qdrant.dagster_io.output_metadata import speed_metadata, table_metadata
+from dagster_qdrant.options import WriteOptions
+from dagster_qdrant.dagster_io.asset_options import asset_write_options, input_read_options, plain, projection
+from dagster_qdrant.dagster_io.output_metadata import speed_metadata, table_metadata, vector_metadata
 from dagster_qdrant.dagster_io.partition_keys import check_partition_keys, partition_column
 from dagster_qdrant.dagster_io.resources import QdrantReadConfig, QdrantResource, QdrantWriteConfig
 from dagster_qdrant.dagster_io.type_handlers import (
@@ -53,7 +52,6 @@ from dagster_qdrant.dagster_io.type_handlers import (
     register_data_source,
     type_name,
 )
-from dagster_qdrant.vector_config import VectorConfig
 
 VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
 """Between a collection's name and its version: ``documents__20240503120000a1b2_r1a2b3c4d_h...p...``."""
@@ -73,6 +71,8 @@ class QdrantIOManager(ConfigurableIOManager):
     (``AssetIn`` metadata): ``columns`` (the columns to return), ``filter`` (a Qdrant filter),
     ``with_vectors`` and any other reader option but the collection and the server; an unknown key is refused.
     """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, never silently ignored
 
     qdrant: Optional[QdrantResource] = Field(
         default=None, description="The Qdrant connection (unset: the embedded Qdrant or QDRANT_URL)."
@@ -193,7 +193,7 @@ class QdrantIOManager(ConfigurableIOManager):
             "dagster/row_count": replaced.points,
             "collection": replaced.version,
             "alias": alias,
-            **_vector_metadata(replaced.vectors),
+            **vector_metadata(replaced.vectors),
             **speed_metadata(replaced.points, replaced.seconds),
         }
 
@@ -248,7 +248,7 @@ class QdrantIOManager(ConfigurableIOManager):
             "dagster/partition_row_count": partition_points,
             "collection": collection,
             "partition_field": self.partition_field,
-            **_vector_metadata(final.vectors),
+            **vector_metadata(final.vectors),
             **speed_metadata(partition_points, seconds),
         }
         if len(replaced) > 1:
@@ -289,7 +289,7 @@ class QdrantIOManager(ConfigurableIOManager):
         (which name the id and vector columns the read gives back)."""
         upstream = context.upstream_output
         upstream_metadata = (upstream.definition_metadata if upstream is not None else None) or {}
-        columns = _plain((context.definition_metadata or {}).get("columns"))
+        columns = plain((context.definition_metadata or {}).get("columns"))
         name = self.collection_name(context, upstream_metadata)
         return name, columns, self._write_options(name, upstream_metadata)
 
@@ -302,7 +302,7 @@ class QdrantIOManager(ConfigurableIOManager):
             partition_filter = lifecycle.partition_filter(self.partition_field, context.asset_partition_keys)
             read_options["filter"] = all_of(read_options.get("filter"), partition_filter)
         if columns is not None:
-            read_options.update(_projection(columns, write_options))
+            read_options.update(projection(columns, write_options))
         return read_options
 
     # ------------------------------------------------------------------ helpers
@@ -313,7 +313,7 @@ class QdrantIOManager(ConfigurableIOManager):
         """``collection`` metadata, else the prefix + the asset key parts joined by the separator."""
         if metadata is None:
             metadata = context.definition_metadata or {}
-        explicit = _plain(metadata.get("collection"))
+        explicit = plain(metadata.get("collection"))
         if explicit:
             return str(explicit)
         if context.has_asset_key:
@@ -336,35 +336,14 @@ class QdrantIOManager(ConfigurableIOManager):
 
         A partitioned asset's points also carry the partition field, so a ``payload_fields`` list gets it.
         """
-        options = self.write.to_options()
-        for key in options:
-            if key in metadata:
-                options[key] = _plain(metadata[key])
-        payload_fields = options.get("payload_fields")
-        if partitioned and payload_fields is not None:
-            options["payload_fields"] = [*optional_columns("payload_fields", payload_fields), self.partition_field]
+        options = asset_write_options(
+            self.write.to_options(), metadata, partition_field=self.partition_field if partitioned else None
+        )
         return self._connection().write_options(collection, create_collection=True, **options)
 
     def _read_options(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
-        """The IO manager's read config with the input's metadata over it: every reader option is honoured.
-
-        The collection and the server (``endpoint``, ``api_key``) are the IO manager's; any other key that
-        is neither a reader option nor ``columns`` is refused with its nearest known key, never dropped.
-        """
-        options = self.read.to_options()
-        owned = sorted(key for key in metadata if key in ("collection", "endpoint", "api_key"))
-        if owned:
-            raise QdrantConfigError(
-                f"Input metadata cannot set {owned!r}: the collection is the upstream asset's "
-                "('collection' in its definition metadata) and the server is the IO manager's QdrantResource"
-            )
-        unknown = [key for key in metadata if key not in _INPUT_METADATA_KEYS]
-        if unknown:
-            raise unknown_option_error(unknown, _INPUT_METADATA_KEYS, "the input metadata (AssetIn metadata)")
-        for key, value in metadata.items():
-            if key != "columns":
-                options[key] = _plain(value)
-        return options
+        """The IO manager's read config with the input's metadata over it (``asset_options.py``)."""
+        return input_read_options(self.read.to_options(), metadata)
 
     def _spark_session(self) -> Any:
         from pyspark.sql import SparkSession
@@ -392,20 +371,8 @@ class QdrantPySparkIOManager(QdrantIOManager):
         return DataFrame
 
 
-_INPUT_METADATA_KEYS = frozenset(
-    {"columns", *ReadOptions.option_names()} - {"collection", "endpoint", "api_key"}
-)
-
-
 def _node_name(context: Union[OutputContext, InputContext]) -> str:
     return context.asset_key.to_user_string() if context.has_asset_key else context.name
-
-
-def _plain(value: Any) -> Any:
-    """Definition metadata may arrive wrapped in MetadataValue objects: unwrap to the raw value."""
-    if isinstance(value, MetadataValue):
-        return value.value
-    return value
 
 
 def _run_id_block(context: OutputContext) -> str:
@@ -414,26 +381,3 @@ def _run_id_block(context: OutputContext) -> str:
     except Exception:  # an output context built in a test without a run raises on access
         return ""
     return (run_id or "").split("-")[0]
-
-
-def _projection(columns: Sequence[str], write_options: WriteOptions) -> dict[str, Any]:
-    """Ask the server only for the payload keys and vectors among the columns asked for."""
-    vector_columns = set(write_options.dense_vector_columns()) | set(write_options.sparse_vector_fields)
-    payload = [c for c in columns if c not in write_options.excluded_from_payload()]
-    return {
-        "with_payload": payload if payload else False,
-        "with_vectors": any(column in vector_columns for column in columns),
-    }
-
-
-def _vector_metadata(vectors: Optional[VectorConfig]) -> dict[str, Any]:
-    """Vector size and distance from the collection's config: one value, or one per named vector."""
-    if vectors is None or not vectors.dense:
-        return {}
-    if vectors.unnamed:
-        return {"vector_size": vectors.dense[0].size, "distance": vectors.dense[0].distance}
-    return {
-        "vector_size": MetadataValue.json({vector.name: vector.size for vector in vectors.dense}),
-        "distance": MetadataValue.json({vector.name: vector.distance for vector in vectors.dense}),
-    }
-

@@ -23,6 +23,8 @@ from dagster import MetadataValue, TableSchema
 # Not exported at the top of ``dagster``; Dagster's own DbIOManager imports it from this private package too.
 from dagster._core.definitions.metadata import TableMetadataSet
 
+from dagster_qdrant.vector_config import VectorConfig
+
 STORAGE_KIND = "qdrant"
 """The storage kind: ``dagster/storage_kind`` in the metadata, and the kind assets declare for the badge."""
 
@@ -85,3 +87,15 @@ def speed_metadata(points: int, seconds: float) -> dict[str, Any]:
     if points >= RATE_MIN_POINTS and seconds > 0:
         metadata["points_per_second"] = MetadataValue.float(round(points / seconds, 1))
     return metadata
+
+
+def vector_metadata(vectors: Optional[VectorConfig]) -> dict[str, Any]:
+    """Vector size and distance from the collection's config: one value, or one per named vector."""
+    if vectors is None or not vectors.dense:
+        return {}
+    if vectors.unnamed:
+        return {"vector_size": vectors.dense[0].size, "distance": vectors.dense[0].distance}
+    return {
+        "vector_size": MetadataValue.json({vector.name: vector.size for vector in vectors.dense}),
+        "distance": MetadataValue.json({vector.name: vector.distance for vector in vectors.dense}),
+    }

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional
 
 from dagster import Config, ConfigurableResource
-from pydantic import Field, PrivateAttr, create_model
+from pydantic import ConfigDict, Field, PrivateAttr, create_model
 
 from dagster_qdrant.dagster_io import community
 from dagster_qdrant.dagster_io.community import QdrantConfig
@@ -40,6 +40,8 @@ QDRANT_API_KEY_ENV = "QDRANT_API_KEY"
 
 class _OptionsConfig(Config):
     """Config fields standing for options; ``to_options`` gives the options' names back."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, never silently ignored
 
     def to_options(self) -> dict[str, Any]:
         """The options these fields stand for (``spark_schema`` is the option ``schema``)."""
@@ -141,6 +143,8 @@ class QdrantResource(_ConnectionConfig):
             spark = pyspark.spark_session
             return spark.read.format("qdrant").options(**qdrant.spark_read_options("documents")).load()
     """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, never silently ignored
 
     endpoint: Optional[str] = Field(
         default=None,

@@ -167,7 +167,7 @@ class PySparkTypeHandler(QdrantTypeHandler[Any]):
 
 def register_data_source(spark: Any) -> Any:
     """The session with the ``qdrant`` format registered (idempotent; needed once per session)."""
-    from dagster_qdrant.spark.datasource import register_qdrant_data_source
+    from dagster_qdrant.spark.registration import register_qdrant_data_source
 
     register_qdrant_data_source(spark)
     return spark

@@ -38,7 +38,8 @@ def _points_list(points: Any, specs: dict[str, VectorSpec]) -> list[edge.Point]:
         if not isinstance(point, dict) or "id" not in point:
             raise bad_json(f"each point must be an object with `id`, `vector` and optional `payload`, got {point!r}")
         vector = point.get("vector")
-        vector = vector if vector is not None else {}
+        if vector is None:  # PointStruct requires `vector` and VectorStruct is not nullable ({} names none)
+            raise bad_json(f"missing field `vector` in point {point['id']!r}: give its vector(s), or {{}} for none")
         point_id = parse_point_id(point["id"])
         check_vector_struct(vector, specs, point["id"])
         result.append(_point(point_id, parse_vector(vector), point.get("payload"), point["id"]))

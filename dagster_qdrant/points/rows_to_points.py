@@ -182,8 +182,6 @@ def _arrow_matrix(array: pa.Array, column: str, labels: Sequence[Any]) -> np.nda
     return _checked_matrix(flat.reshape(rows, size), column, labels)
 
 
-# ----- from dicts -------------------------------------------------------------------------------------
-
 
 def from_records(rows: Sequence[Mapping[str, Any]], options: WriteOptions, first_row: int = 0) -> PointColumns:
     """Validate plain dicts (``write_qdrant_points``); payload values are kept as given (nested dicts too)."""
@@ -299,8 +297,6 @@ def _record_matrix(values: list[Any], column: str, labels: Sequence[Any]) -> np.
         raise QdrantDataError(f"Vector {column!r} holds values that are not numbers ({error})") from None
     return _checked_matrix(matrix, column, labels)
 
-
-# ----- shared checks ----------------------------------------------------------------------------------
 
 
 def _require_columns(options: WriteOptions, columns: set[str]) -> None:

@@ -468,3 +468,14 @@ def test_a_batch_of_many_points_is_stored_whole(server: Server) -> None:
     server.call("PUT", "/collections/c/points", body)
     _local_upsert(local, _as_list(body))
     assert server.points("c") == _local_points(local)
+
+
+
+@pytest.mark.parametrize("point", [{"id": 1}, {"id": 1, "vector": None}], ids=["missing", "null"])
+def test_a_point_without_its_vector_field_is_refused_as_qdrant_refuses_it(point: dict) -> None:
+    """Qdrant's ``PointStruct`` requires ``vector`` and ``VectorStruct`` is not nullable (its OpenAPI spec,
+    and qdrant-client's model of it, refuse both); ``{}`` is how a point says it has no vector."""
+    with pytest.raises(ValueError):
+        models.PointStruct(**point)
+    refused = _refusal({"points": [point]})
+    assert refused.status == 400 and "`vector`" in str(refused)
