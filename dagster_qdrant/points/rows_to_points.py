@@ -397,6 +397,3 @@ def _content_ids(
             digest.update(name.encode() + b"\0" + orjson.dumps(sparse[name][row]))
         ids.append(str(uuid.UUID(bytes=digest.digest()[:16], version=5)))
     return ids
-
-
-__all__ = ["ID_NAMESPACE", "PointColumns", "encode_body", "from_record_batch", "from_records"]
