@@ -111,7 +111,13 @@ def _non_finite_rows(array: pa.Array, path: str) -> tuple[str, np.ndarray] | Non
 
 
 def _is_list_like(kind: pa.DataType) -> bool:
-    return pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_map(kind)
+    return _is_list(kind) or pa.types.is_map(kind)
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    """Every Arrow list type, list views included (Arrow tables may hold them; Spark never sends them)."""
+    return (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+            or pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind))
 
 
 def _list_values(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -120,6 +126,9 @@ def _list_values(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
         size = array.type.list_size
         values = array.values.slice(array.offset * size, len(array) * size)
         return values, np.repeat(np.arange(len(array)), size)
+    if pa.types.is_list_view(array.type) or pa.types.is_large_list_view(array.type):
+        # a view's lists may overlap or come in any order: its elements in row order, with their rows
+        return pc.list_flatten(array), np.asarray(pc.list_parent_indices(array))
     offsets = np.asarray(array.offsets, dtype=np.int64)
     children = array.items if pa.types.is_map(array.type) else array.values
     values = children.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
@@ -147,8 +156,7 @@ def _unsupported_type(kind: pa.DataType) -> str | None:
                 return problem
     if pa.types.is_dictionary(kind):
         return _unsupported_type(kind.value_type)
-    if hasattr(kind, "value_type") and (pa.types.is_list(kind) or pa.types.is_large_list(kind)
-                                       or pa.types.is_fixed_size_list(kind)):
+    if _is_list(kind):
         return _unsupported_type(kind.value_type)
     return None
 
@@ -158,7 +166,7 @@ def _contains_map(kind: pa.DataType) -> bool:
         return True
     if pa.types.is_struct(kind):
         return any(_contains_map(kind.field(i).type) for i in range(kind.num_fields))
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+    if _is_list(kind):
         return _contains_map(kind.value_type)
     return False
 

@@ -31,7 +31,7 @@ from dagster_qdrant.points.payload_to_json import arrow_payloads, encode_payload
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "points.dagster-qdrant")
 """Namespace of the uuid5 ids made from row content when ``id_field`` is None."""
 _BYTES_PER_FLOAT = 16  # upper bound of one float32 in JSON ("-1.2345678e-12,")
-_BYTES_PER_SPARSE_ENTRY = 28
+_BYTES_PER_SPARSE_ENTRY = 36  # upper bound of one entry: a u32 index ("4294967295,") and a double ("-2.2250738585072014e-308,")
 _BYTES_PER_ROW = 64  # id, brackets, keys
 _ID_LIMIT = 2**64
 _UUID_HEX_DIGITS = 32

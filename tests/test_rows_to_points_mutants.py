@@ -1,0 +1,171 @@
+"""Rows -> point columns (dagster_qdrant/points/rows_to_points.py): the behaviours its mutants showed untested.
+
+The reference is the input: ids, vectors and payloads parsed back from the JSON sent must be the values
+given, a request's real encoded size must stay within the sum of its rows' estimates (the writer's byte
+budget relies on it), content ids must tell apart rows that differ in any vector, and every refusal must
+name the rows or points at fault (at most ten) and the fix.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from dagster_qdrant.errors import QdrantDataError
+from dagster_qdrant.options import WriteOptions
+from dagster_qdrant.points.rows_to_points import encode_body, from_record_batch, from_records
+
+SEED = 20261205
+RULE = "Qdrant ids are unsigned 64-bit integers (0 to 18446744073709551615) or UUIDs"
+
+
+def options(**overrides: Any) -> WriteOptions:
+    return WriteOptions(endpoint="http://localhost:6333", collection="docs", **overrides)
+
+
+def refused(call: Any, *args: Any, **kwargs: Any) -> QdrantDataError:
+    with pytest.raises(QdrantDataError) as raised:
+        call(*args, **kwargs)
+    return raised.value
+
+
+def test_a_slice_keeps_its_rows_estimates_and_vector_columns() -> None:
+    rows = [{"id": i, "v": [float(i), 1.0], "t": "x" * i} for i in range(6)]
+    for write in (options(vector_field="v"), options(vector_field="v", payload_fields=["t"])):
+        columns = from_records(rows, write)
+        part = columns.take(2, 5)
+        assert list(part.row_bytes) == list(columns.row_bytes[2:5]) and part.vector_columns == columns.vector_columns
+        assert orjson.loads(encode_body(part.batch_body()))["batch"]["ids"] == [2, 3, 4]
+
+
+def test_named_vectors_without_sparse_ones_go_by_name_in_the_points_form() -> None:
+    rows = [{"id": 1, "a": [1.0, 2.0], "b": [3.0]}]
+    columns = from_records(rows, options(vector_fields={"a": "a", "b": "b"}))
+    assert orjson.loads(encode_body(columns.points_body()))["points"] == [
+        {"id": 1, "vector": {"a": [1.0, 2.0], "b": [3.0]}, "payload": {}}
+    ]
+
+
+def test_id_0_is_an_id_and_negative_ids_are_refused_naming_ten_of_them() -> None:
+    ids = [0, 1] + [-i for i in range(1, 13)]
+    batch = pa.RecordBatch.from_pydict({"id": pa.array(ids, pa.int64()), "vector": [[1.0]] * len(ids)})
+    error = refused(from_record_batch, batch, options(), 100)
+    assert str(error) == (
+        f"Id column 'id' has negative ids {ids[2:12]} (rows {list(range(102, 112))}); "
+        "Qdrant ids are unsigned 64-bit integers or UUIDs"
+    )
+    zero = pa.RecordBatch.from_pydict({"id": pa.array([0, 3], pa.int32()), "vector": [[1.0], [2.0]]})
+    assert orjson.loads(encode_body(from_record_batch(zero, options()).batch_body()))["batch"]["ids"] == [0, 3]
+
+
+def test_null_ids_vector_rows_and_sizes_are_named_ten_and_five_at_most() -> None:
+    batch = pa.RecordBatch.from_pydict({"id": pa.array([None] * 12, pa.int64()), "vector": [[1.0]] * 12})
+    assert str(refused(from_record_batch, batch, options())).startswith(
+        f"Id column 'id' is null in row(s) {list(range(10))}; every point needs an id")
+    sizes = [1, 2, 3, 4, 5, 6, 7] + [2] * 6
+    vectors = [[1.0] * size for size in sizes]
+    batch = pa.RecordBatch.from_pydict({"id": list(range(13)), "vector": vectors})
+    error = refused(from_record_batch, batch, options())
+    assert str(error).startswith("Vector column 'vector' has vectors of different sizes ([1, 2, 3, 4, 5], first row "
+                                 "size 1); every vector of a column must have the same size")
+    assert error.point_ids == list(range(1, 11))
+    error = refused(from_records, [{"id": i, "vector": vector} for i, vector in enumerate(vectors)], options())
+    assert str(error).startswith("Vector 'vector' has different sizes ([1, 2, 3, 4, 5], first row size 1); every "
+                                 "vector of a column must have the same size")
+    rows = [{"id": 0, "vector": [1.0, 2.0]}, {"id": 1, "vector": [1.0]}, {"id": 2, "vector": [1.0, 2.0]}]
+    error = refused(from_records, rows, options())
+    assert "first row size 2)" in str(error) and error.point_ids == [1]
+
+
+def test_id_and_vector_columns_of_the_wrong_type_say_how_to_fix_them() -> None:
+    batch = pa.RecordBatch.from_pydict({"id": pa.array([1.5]), "vector": [[1.0]]})
+    assert str(refused(from_record_batch, batch, options())) == (
+        "Id column 'id' has type double; ids must be unsigned integers (integer or decimal(20,0) columns, or strings "
+        "of digits), or UUID strings (cast the column, or set id_field=None to make ids from the row content)"
+    )
+    batch = pa.RecordBatch.from_pydict({"id": [1], "vector": ["1,2"]})
+    assert str(refused(from_record_batch, batch, options())) == (
+        "Vector column 'vector' has type string; a vector must be an array of floats "
+        "(Spark: array<float>; for ML vectors use pyspark.ml.functions.vector_to_array)"
+    )
+    assert str(refused(from_records, [{"vector": [1.0]}], options())).endswith(
+        "set id_field to the id column, or id_field=None to make ids from the row content")
+    assert str(refused(from_records, [{"id": 1}], options())).endswith(
+        "set vector_field, vector_fields or sparse_vector_fields to the columns holding the vectors")
+    error = refused(from_records, [{"id": 1, "vector": [1.0], "s": [1, 2]}], options(sparse_vector_fields={"s": "s"}))
+    assert str(error).startswith("Sparse vector column 's' is not a struct/dict with 'indices' and 'values' (point 1)")
+
+
+def test_record_ids_of_every_kind_are_sent_as_their_id_and_bad_ones_named_by_row() -> None:
+    given = uuid.UUID(int=random.Random(SEED).getrandbits(128))
+    rows = [{"id": given, "vector": [1.0]}, {"id": "42", "vector": [1.0]}, {"id": str(given).upper(), "vector": [2.0]}]
+    assert from_records(rows[:2], options()).ids == [str(given), 42]
+    assert from_records(rows[2:], options()).ids == [str(given)]
+    chunk = [{"id": 1, "vector": [1.0]}, {"id": "X12", "vector": [1.0]}]
+    assert str(refused(from_records, chunk, options(), 7)) == (
+        f"Row 8: id 'X12' in 'id' is neither an unsigned integer nor a UUID; {RULE} "
+        "(set id_field=None to make UUIDs from the row content)"
+    )
+    assert str(refused(from_records, [{"id": 1, "vector": [1.0]}, [1.0]], options(), 3)) == (
+        "Point 4 is a list, not a dict of column -> value")
+
+
+def test_content_id_rows_are_named_by_their_row_number() -> None:
+    rows = [{"vector": [1.0]}, {"vector": [1.0]}, {"vector": [float("nan")]}]
+    assert refused(from_records, rows, options(id_field=None), 5).point_ids == ["row 7"]
+
+
+def test_payload_fields_of_records_keep_only_the_fields_named_and_given() -> None:
+    rows = [{"id": 1, "vector": [1.0], "a": 1, "b": 2}, {"id": 2, "vector": [1.0], "b": 3}]
+    columns = from_records(rows, options(payload_fields=["a"]))
+    assert [orjson.loads(payload) for payload in columns.payloads] == [{"a": 1}, {}]
+
+
+def test_content_ids_tell_apart_rows_that_differ_only_in_a_sparse_vector() -> None:
+    write = options(id_field=None, sparse_vector_fields={"s": "s"})
+    rows = [{"vector": [1.0], "s": {"indices": [1], "values": [0.5]}},
+            {"vector": [1.0], "s": {"indices": [1], "values": [0.25]}},
+            {"vector": [1.0], "s": {"indices": [2], "values": [0.5]}},
+            {"vector": [1.0], "s": {"indices": [1], "values": [0.5]}}]
+    ids = from_records(rows, write).ids
+    assert len(set(ids[:3])) == 3 and ids[3] == ids[0]
+    assert from_records(rows, write).ids == ids  # the same rows, the same ids
+
+
+def test_a_request_encodes_within_the_sum_of_its_rows_estimates() -> None:
+    rng = random.Random(SEED)
+    rows = []
+    for i in range(300):
+        entries = rng.randrange(0, 40)
+        indices = rng.sample(range(2**32), entries)  # Qdrant's sparse indices are u32
+        rows.append({"id": rng.choice([i, 2**64 - 1 - i]), "vector": [rng.uniform(-1e-30, 1e30) for _ in range(rng.randrange(1, 4))][:1] * 3,
+                     "s": {"indices": indices, "values": [-rng.random() * 1e-12 for _ in indices]},
+                     "p": rng.choice([None, "", "ü" * rng.randrange(5), rng.random()])})
+    for write in (options(sparse_vector_fields={"s": "s"}), options(sparse_vector_fields={"s": "s"}, payload_fields=["p"])):
+        columns = from_records(rows, write)
+        for start in range(0, 300, 50):
+            part = columns.take(start, start + 50)
+            for body in (part.batch_body(), part.points_body()):
+                assert len(encode_body(body)) <= int(part.row_bytes.sum())
+
+
+@pytest.mark.parametrize("case", ["long-ids-short-rows", "long-payloads", "empty-sparse"])
+def test_small_rows_encode_within_their_estimates(case: str) -> None:
+    rng = random.Random(SEED)
+    write = options(sparse_vector_fields={"s": "s"}) if case == "empty-sparse" else options()
+    rows = []
+    for i in range(200):
+        row: dict[str, Any] = {"id": 2**64 - 1 - i, "vector": [-1.2345678e-12]}
+        if case == "long-payloads":
+            row["p"] = "x" * rng.randrange(100, 400)
+        if case == "empty-sparse":
+            row["s"] = {"indices": [], "values": []}
+        rows.append(row)
+    columns = from_records(rows, write)
+    for body in (columns.batch_body(), columns.points_body()):
+        assert len(encode_body(body)) <= int(columns.row_bytes.sum())
