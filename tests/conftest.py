@@ -42,6 +42,23 @@ def qdrant_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def in_process_qdrant_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded server's handlers on a loopback port, served by a thread of this process: tests of the
+    collection lifecycle use it so that mutation testing, which starts no server process, runs them."""
+    from dagster_qdrant.embedded.server import QdrantHttpServer
+    from dagster_qdrant.embedded.store import Store
+
+    store = Store(tmp_path_factory.mktemp("in_process") / "qdrant")
+    server = QdrantHttpServer(store, 0, None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    store.close()
+
+
 @pytest.fixture(scope="session")
 def qdrant_api_key() -> str | None:
     """API key of the server under test (only a real Qdrant set through QDRANT_URL has one)."""

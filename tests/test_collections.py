@@ -24,6 +24,17 @@ from reference_client import official_client, payloads_by_id
 SIZE = 3
 
 
+@pytest.fixture(scope="module")
+def qdrant_url(in_process_qdrant_url: str) -> str:
+    """The lifecycle runs against the server in this process (no API key), so mutation testing runs it."""
+    return in_process_qdrant_url
+
+
+@pytest.fixture(scope="module")
+def qdrant_api_key() -> None:
+    return None
+
+
 @pytest.fixture
 def http(qdrant_url: str, qdrant_api_key: str | None) -> QdrantHttp:
     return QdrantHttp(ReadOptions(endpoint=qdrant_url, api_key=qdrant_api_key, collection="unused"))

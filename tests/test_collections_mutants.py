@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,8 +36,6 @@ from waiting import wait_until
 
 from dagster_qdrant import collection_versions as versions
 from dagster_qdrant import collections as lifecycle
-from dagster_qdrant.embedded.server import QdrantHttpServer
-from dagster_qdrant.embedded.store import Store
 from dagster_qdrant.errors import QdrantError, QdrantNotFoundError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ConnectionOptions
@@ -49,16 +46,8 @@ FIXED = settings(derandomize=True, max_examples=60, deadline=None)
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The embedded server's handlers on a loopback port, served by a thread of this process."""
-    store = Store(tmp_path_factory.mktemp("lifecycle") / "qdrant")
-    server = QdrantHttpServer(store, 0, None)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    store.close()
+def server_url(in_process_qdrant_url: str) -> str:
+    return in_process_qdrant_url
 
 
 def _client(url: str) -> QdrantHttp:
