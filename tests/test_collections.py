@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from dagster_qdrant.collections import QdrantCollections, alias_target, parse_version
+from dagster_qdrant.collection_versions import alias_target, parse_version
+from dagster_qdrant.collections import QdrantCollections
 from dagster_qdrant.errors import QdrantNotFoundError
 from dagster_qdrant.http import QdrantHttp
 from dagster_qdrant.options import ReadOptions, WriteOptions

@@ -21,6 +21,7 @@ from qdrant_client import models
 from reference_client import official_client
 from waiting import wait_until
 
+from dagster_qdrant import collection_versions as versions
 from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.collection_versions import Owner, swap_alias
 from dagster_qdrant.errors import QdrantError
@@ -198,7 +199,7 @@ def test_a_concurrent_swap_after_serving_is_warned_and_swept(url: str, client: A
     http = QdrantHttp(ConnectionOptions(endpoint=url, max_retries=0))
     collections = lifecycle.QdrantCollections(http, log=Recorded())
     collections.replace_collection(alias, _writer(client, [(1, {})]))
-    rival = lifecycle.new_version_name(alias, owner=Owner.this_process())
+    rival = versions.new_version_name(alias, owner=Owner.this_process())
     client.create_collection(rival, models.VectorParams(size=2, distance=models.Distance.DOT))
     swapped = threading.Event()
 
@@ -220,7 +221,7 @@ def test_a_replacement_sweeps_with_its_own_stale_after(url: str, client: Any) ->
     http = QdrantHttp(ConnectionOptions(endpoint=url, max_retries=0))
     # A never-served version of a writer on another host, 120 s old and without heartbeats: expired after
     # 60 s (the given stale_after), not after the default.
-    foreign = lifecycle.new_version_name(alias, owner=Owner("0badbeef", 1), now=time.time() - 120)
+    foreign = versions.new_version_name(alias, owner=Owner("0badbeef", 1), now=time.time() - 120)
     client.create_collection(foreign, models.VectorParams(size=2, distance=models.Distance.DOT))
     lifecycle.QdrantCollections(http, log=Recorded(), stale_after=60).replace_collection(alias, _writer(client, [(1, {})]))
     assert not client.collection_exists(foreign)

@@ -181,7 +181,7 @@ def test_the_java_ancestor_is_the_nearest_process_named_java(tmp_path: Path) -> 
     java = tmp_path / "java"
     shutil.copy(sys.executable, java)
     java.chmod(0o755)
-    probe = "from dagster_qdrant.collections import Owner; o = Owner.java_ancestor(); print(o.host, o.pid)"
+    probe = "from dagster_qdrant.collection_versions import Owner; o = Owner.java_ancestor(); print(o.host, o.pid)"
     grandchild = f"import subprocess, sys; print(subprocess.run([sys.executable, '-c', {probe!r}], capture_output=True, text=True, check=True).stdout, end='')"
     child = f"import subprocess, sys; print(subprocess.run([sys.executable, '-c', {grandchild!r}], capture_output=True, text=True, check=True).stdout, end='')"
     java_script = f"import os, subprocess; print(os.getpid()); print(subprocess.run([{sys.executable!r}, '-c', {child!r}], capture_output=True, text=True, check=True).stdout, end='')"
@@ -198,7 +198,7 @@ if depth:
     command = [sys.executable, "-c", os.environ["CHAIN"], str(depth - 1)]
     print(subprocess.run(command, capture_output=True, text=True, check=True).stdout, end="")
 else:
-    from dagster_qdrant.collections import Owner
+    from dagster_qdrant.collection_versions import Owner
     owner = Owner.java_ancestor()
     print(owner and owner.pid)
 """
@@ -402,7 +402,7 @@ def test_a_failed_beat_is_skipped_and_the_next_one_is_sent(http: QdrantHttp, ser
 def test_a_heartbeat_left_running_does_not_keep_the_process_alive(tmp_path: Path) -> None:
     """A process whose write never stopped its heartbeat still exits (the thread is a daemon)."""
     assert versions.Heartbeat(None, "v", interval=3600).collection == "v"  # the same class, built here too
-    script = ("from dagster_qdrant.collections import Heartbeat\n"
+    script = ("from dagster_qdrant.collection_versions import Heartbeat\n"
               "Heartbeat(None, 'v', interval=3600).__enter__()\n"
               "print('entered', flush=True)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

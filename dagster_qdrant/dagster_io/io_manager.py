@@ -34,6 +34,7 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 from pydantic import ConfigDict, Field
 
+from dagster_qdrant import collection_versions as versions
 from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.errors import QdrantConfigError
 from dagster_qdrant.filters import all_of
@@ -53,7 +54,7 @@ from dagster_qdrant.dagster_io.type_handlers import (
     type_name,
 )
 
-VERSION_SEPARATOR = lifecycle.VERSION_SEPARATOR
+VERSION_SEPARATOR = versions.VERSION_SEPARATOR
 """Between a collection's name and its version: ``documents__20240503120000a1b2_r1a2b3c4d_h...p...``."""
 
 
@@ -100,7 +101,7 @@ class QdrantIOManager(ConfigurableIOManager):
         default=10.0, description="Seconds between progress log lines during a write."
     )
     stale_after: float = Field(
-        default=lifecycle.STALE_AFTER_SECONDS,
+        default=versions.STALE_AFTER_SECONDS,
         description=(
             "Seconds without a sign of life after which an unfinished version written from another host is "
             "treated as abandoned and dropped by the next materialization (versions written on this host are "

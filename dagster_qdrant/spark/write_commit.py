@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from dagster_qdrant import collection_versions as versions
 from dagster_qdrant import collections as lifecycle
 from dagster_qdrant.errors import QdrantDataError, QdrantError, QdrantWriteError, collection_not_found
 from dagster_qdrant.http import QdrantHttp
@@ -103,10 +104,10 @@ class Staging:
                 target, http.endpoint, "mode('overwrite') replaces an existing collection: create it, or write "
                 "with create_collection=True",
             )
-        lifecycle.sweep(http, target)
-        staging = lifecycle.new_version_name(target, owner=lifecycle.Owner.java_ancestor())
+        versions.sweep(http, target)
+        staging = versions.new_version_name(target, owner=versions.Owner.java_ancestor())
         if info is not None:
-            lifecycle.create_like(http, staging, info, lifecycle.lease_metadata())
+            lifecycle.create_like(http, staging, info, versions.lease_metadata())
         return cls(target, staging, info is not None)
 
     def task_options(self, options: WriteOptions) -> WriteOptions:
@@ -137,33 +138,33 @@ class Staging:
                 failed=None,
                 collection=self.target,
             )
-        if lifecycle.alias_target(http, self.target) is not None:
-            previous = lifecycle.swap_alias(http, self.target, self.staging)
+        if versions.alias_target(http, self.target) is not None:
+            previous = versions.swap_alias(http, self.target, self.staging)
             if previous is not None and previous != self.staging:
-                lifecycle.drop_quietly(http, previous)
-            lifecycle.sweep(http, self.target)
+                versions.drop_quietly(http, previous)
+            versions.sweep(http, self.target)
             return staged
         if http.collection_info(self.target) is None:
             lifecycle.create_like(http, self.target, http.collection_info(self.staging) or {})
         # Marked first: an abort after this point keeps the staged points, the only whole copy of the new set.
-        lifecycle.mark_served(http, self.staging)
+        versions.mark_served(http, self.staging)
         lifecycle.replace_points(http, self.staging, self.target, write_method=options.write_method)
-        lifecycle.drop_quietly(http, self.staging)
+        versions.drop_quietly(http, self.staging)
         return http.count(self.target, exact=True)
 
     def drop(self, options: WriteOptions) -> bool:
         """Roll back: drop the staging collection (or, when the server cannot be reached, record on this host
         that it is given up, so that the next overwrite's sweep drops it)."""
         try:
-            return lifecycle.drop_quietly(QdrantHttp(options), self.staging)
+            return versions.drop_quietly(QdrantHttp(options), self.staging)
         except QdrantError:
-            lifecycle.mark_settled(self.staging)
+            versions.mark_settled(self.staging)
             return False
 
     def commit_began(self, options: WriteOptions) -> bool | None:
         """Whether a commit started copying into the target (None: the server cannot say now)."""
         try:
-            return lifecycle.is_served(QdrantHttp(options), self.staging)
+            return versions.is_served(QdrantHttp(options), self.staging)
         except QdrantError:
             return None
 
