@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,20 +95,26 @@ def webserver(
         "telemetry:\n"
         "  enabled: false\n"
     )
-    port = _free_port()
     environment = {**os.environ, "DAGSTER_HOME": str(home), "QDRANT_URL": qdrant_url}
     if qdrant_api_key:
         environment["QDRANT_API_KEY"] = qdrant_api_key
     environment["PYSPARK_PYTHON"] = sys.executable
-    log = open(home / "webserver.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-w", str(ROOT / "workspace.yaml"),
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with serving_webserver(ROOT / "workspace.yaml", ROOT, environment, home / "webserver.log") as url:
+        yield url
+
+
+@contextmanager
+def serving_webserver(workspace: Path, cwd: Path, environment: dict[str, str], log_path: Path) -> Iterator[str]:
+    """The Dagster UI (``dagster_webserver``) over ``workspace`` on a free port, stopped with its process group."""
+    port = _free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dagster_webserver", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_serving(url, process, home / "webserver.log")
+        _wait_until_serving(url, process, log_path)
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -116,7 +123,6 @@ def webserver(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-        log.close()
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

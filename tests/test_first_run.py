@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_dagster_ui import _free_port, _graphql, _wait_until_serving
+from test_dagster_ui import _graphql, serving_webserver
 
 from dagster_qdrant.embedded.control import stop_embedded_qdrant
 
@@ -75,25 +74,9 @@ def _run(command: str, cwd: Path) -> str:
 @contextmanager
 def _webserver(example: Path) -> Iterator[str]:
     """The UI over the example copy's instance, as `DAGSTER_HOME=$PWD/.dagster_home dagster dev` serves it."""
-    port = _free_port()
     environment = {**_newcomer_shell(), "DAGSTER_HOME": str(example / ".dagster_home")}
-    log_path = example / "webserver.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=example, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(url, process, log_path)
+    with serving_webserver(Path("workspace.yaml"), example, environment, example / "webserver.log") as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def test_the_main_job_leaves_what_the_ui_shows_and_each_asset_runs_again_alone(example: Path) -> None:
