@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dagster_qdrant.collection_versions import (
+    HEARTBEAT_SECONDS,
     STALE_AFTER_SECONDS,
     Heartbeat,
     Owner,
@@ -102,11 +103,13 @@ class QdrantCollections:
         log: Log = logger,
         stale_after: float = STALE_AFTER_SECONDS,
         progress_interval: float | None = None,
+        heartbeat_interval: float = HEARTBEAT_SECONDS,
     ) -> None:
         """``stale_after``: see ``collection_versions.is_expired``; ``progress_interval``: seconds between
-        log lines with the points count while a write runs (None: no progress lines)."""
+        log lines with the points count while a write runs (None: no progress lines); ``heartbeat_interval``:
+        seconds between refreshes of a version's heartbeat while it is written (``Heartbeat``)."""
         self.http, self.log, self.stale_after = http, log, stale_after
-        self.progress_interval = progress_interval
+        self.progress_interval, self.heartbeat_interval = progress_interval, heartbeat_interval
 
     # ----- a whole collection, through an alias ---------------------------------------------------
 
@@ -118,7 +121,7 @@ class QdrantCollections:
         version = new_version_name(alias, run=run, owner=owner or Owner.this_process())
         self.log.info(f"Writing {alias!r} into the new collection {version!r}")
         try:
-            with Heartbeat(http, version), self._progress(version, None):
+            with Heartbeat(http, version, self.heartbeat_interval), self._progress(version, None):
                 seconds = _timed(write, version)
             if not http.collection_exists(version):  # nothing to write creates nothing
                 self.create_empty(version, like=alias_target(http, alias))

@@ -296,15 +296,16 @@ def column_mapping(name: str, value: Any) -> dict[str, str]:
         return {}
     if isinstance(value, str) and value.strip().startswith("{"):
         value = json_object(name, value)
-    elif isinstance(value, str):
+    elif isinstance(value, str):  # the text form's spaces around "," and ":" are layout, not part of a name
         pairs = [part.strip() for part in value.split(",") if part.strip()]
-        value = dict(pair.split(":", 1) if ":" in pair else (pair, pair) for pair in pairs)
+        split = (pair.split(":", 1) if ":" in pair else (pair, pair) for pair in pairs)
+        value = {column.strip(): vector.strip() for column, vector in split}
     elif isinstance(value, (list, tuple)):
         value = {column: column for column in value}
     if isinstance(value, Mapping) and all(
         isinstance(k, str) and k and isinstance(v, str) and v for k, v in value.items()
     ):
-        return {k.strip(): v.strip() for k, v in value.items()}
+        return dict(value)  # names given as a mapping are kept as given: a column may be named " x"
     raise fail(name, value, allowed)
 
 

@@ -251,10 +251,59 @@ def test_a_replacement_logs_progress_of_its_version(url: str, client: Any) -> No
     lifecycle.QdrantCollections(http, log=log, progress_interval=0.01).replace_collection(alias, write_and_wait)
 
 
-def test_an_empty_first_replacement_asks_for_a_collection_without_vectors(url: str, client: Any) -> None:
-    # Nothing to copy the vectors from: the request is a collection with no vectors, which the embedded
-    # server refuses by naming them (a server that holds payload-only collections creates it).
+def test_an_empty_first_replacement_asks_for_a_collection_without_vectors(requests: Any, client: Any) -> None:
+    # Nothing to copy the vectors from: the request is the collection without vectors that qdrant-client
+    # sends for a payload-only collection. The embedded server refuses it naming the vectors (its engine
+    # holds no collection without one); a real Qdrant creates it.
+    http, seen = requests
     alias = _name()
-    http = QdrantHttp(ConnectionOptions(endpoint=url, max_retries=0))
     with pytest.raises(QdrantError, match="at least one vector"):
         lifecycle.QdrantCollections(http, log=Recorded()).replace_collection(alias, _writer(client, []))
+    creates = [(path, body) for method, path, body, _ in seen if method == "PUT" and path.startswith("/collections/")]
+    assert len(creates) == 1 and creates[0][0].startswith(f"/collections/{alias}")
+    assert creates[0][1] == models.CreateCollection(vectors={}).model_dump(exclude_none=True)
+
+
+def test_a_long_replacement_keeps_its_versions_heartbeat_fresh(url: str, client: Any) -> None:
+    alias = _name()
+    http = QdrantHttp(ConnectionOptions(endpoint=url, max_retries=0))
+    write = _writer(client, [(1, {})])
+
+    def heartbeat(collection: str) -> float:
+        metadata = client.get_collection(collection).config.metadata or {}
+        return float((metadata.get(versions.METADATA_KEY) or {}).get("heartbeat", 0.0))
+
+    def write_and_outlast_two_beats(collection: str) -> None:
+        write(collection)
+        first = time.time()
+        wait_until(lambda: heartbeat(collection) > first, 20, "a heartbeat refreshed while the write runs")
+
+    collections = lifecycle.QdrantCollections(http, log=Recorded(), heartbeat_interval=0.02)
+    assert collections.replace_collection(alias, write_and_outlast_two_beats).points == 1
+
+
+def test_an_unfinished_version_that_cannot_be_dropped_is_left_for_the_next_sweep(url: str, client: Any) -> None:
+    alias = _name()
+    http = QdrantHttp(ConnectionOptions(endpoint=url, max_retries=0))
+    written: list[str] = []
+
+    def refuse(collection: str, *args: Any, **kwargs: Any) -> Any:  # a server that fails the delete
+        raise QdrantError(f"Service internal error: could not delete collection `{collection}`")
+
+    def fail_midway(collection: str) -> None:
+        _writer(client, [(1, {"a": 1})])(collection)
+        written.append(collection)
+        http.delete_collection = refuse  # type: ignore[method-assign]
+        raise RuntimeError("the write failed midway")
+
+    log = Recorded()
+    with pytest.raises(RuntimeError, match="the write failed midway"):  # the write's own error, not the delete's
+        lifecycle.QdrantCollections(http, log=log).replace_collection(alias, fail_midway)
+    (version,) = written
+    assert client.collection_exists(version) and versions.is_settled(version)
+    assert any(version in line and "could not delete" in line for line in log.warnings())
+    # The next replacement sweeps it, though its writer (this process) is alive and the hour is not over.
+    fresh = QdrantHttp(ConnectionOptions(endpoint=url, max_retries=0))
+    served = lifecycle.QdrantCollections(fresh, log=Recorded()).replace_collection(alias, _writer(client, [(2, {})]))
+    assert not client.collection_exists(version) and served.version != version
+    assert [point.id for point in client.scroll(alias, limit=10)[0]] == [2]

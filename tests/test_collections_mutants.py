@@ -418,6 +418,36 @@ def test_stopping_a_heartbeat_does_not_wait_for_its_interval(http: QdrantHttp) -
     assert time.monotonic() - started < 60  # the stop event wakes the thread; it never waits an hour
 
 
+def test_a_beat_in_flight_when_the_write_ends_is_waited_for(http: QdrantHttp, server_url: str) -> None:
+    # The write's end waits for a beat the server is answering, so no beat is sent once it has ended.
+    _create(http, "ending-beat")
+    with FaultProxy(server_url, methods=("PATCH",), script=["slow"], slow_seconds=1.0) as proxy:
+        heartbeat = versions.Heartbeat(_client(proxy.url), "ending-beat", interval=0.01)
+        with heartbeat:
+            wait_until(lambda: proxy.stats["slow"] == 1, 30, "a beat the server answers slowly")
+        assert not heartbeat._thread.is_alive()
+        sent = len(proxy.requests)
+        time.sleep(0.2)  # several intervals: a thread still beating would have sent more
+        assert len(proxy.requests) == sent
+
+
+def test_a_hanging_beat_holds_the_end_of_a_write_at_most_five_seconds_past_the_interval(
+    http: QdrantHttp, server_url: str
+) -> None:
+    _create(http, "hanging-beat")
+    interval = 0.01
+    with FaultProxy(server_url, methods=("PATCH",), script=["slow"], slow_seconds=12.0) as proxy:
+        heartbeat = versions.Heartbeat(_client(proxy.url), "hanging-beat", interval=interval)
+        heartbeat.__enter__()
+        wait_until(lambda: proxy.stats["slow"] == 1, 30, "a beat the server does not answer")
+        ending = time.monotonic()
+        heartbeat.__exit__(None, None, None)
+        waited = time.monotonic() - ending
+        # join(timeout=interval + 5): the beat is abandoned (its thread is a daemon), the write goes on
+        assert interval + 4.9 <= waited < interval + 5.5, waited
+        assert heartbeat._thread.is_alive()
+
+
 # ----- state, configuration, drop ------------------------------------------------------------------
 
 

@@ -219,14 +219,19 @@ def test_sparse_vectors_are_sent_as_given_and_null_as_empty() -> None:
     assert "payloads" in sent["batch"] and all("text" not in p for p in sent["batch"]["payloads"])
 
 
+F32_PROBLEM = "has NaN or infinite values, or values beyond float32 (Qdrant stores sparse values as float32)"
+
+
 @pytest.mark.parametrize(
     ("value", "words"),
     [
         ({"indices": [1, 2], "values": [1.0]}, "has 2 indices but 1 values"),
-        ({"indices": [1, -2], "values": [1.0, 2.0]}, "has indices that are not unsigned integers"),
+        ({"indices": [1, -2], "values": [1.0, 2.0]}, "has indices that are not unsigned 32-bit integers (Qdrant's sparse indices are u32)"),
         ({"indices": [1, 1], "values": [1.0, 2.0]}, "has repeated indices"),
-        ({"indices": [1, 2], "values": [1.0, math.nan]}, "has NaN or infinite values"),
-        ({"indices": [1, 2], "values": [math.inf, 1.0]}, "has NaN or infinite values"),
+        ({"indices": [1, 2], "values": [1.0, math.nan]}, F32_PROBLEM),
+        ({"indices": [1, 2], "values": [math.inf, 1.0]}, F32_PROBLEM),
+        ({"indices": [1, 2], "values": [1e39, 1.0]}, F32_PROBLEM),
+        ({"indices": [1, 2**32], "values": [1.0, 1.0]}, "has indices that are not unsigned 32-bit integers (Qdrant's sparse indices are u32)"),
     ],
 )
 def test_bad_sparse_vectors_name_the_point(value: dict, words: str) -> None:

@@ -125,6 +125,8 @@ def test_read_string_options_are_parsed(key: str, text: str, expected: object) -
         ("vector_field", "embedding", "embedding"),
         ("vector_fields", "text_vec:text,image_vec:image", {"text_vec": "text", "image_vec": "image"}),
         ("vector_fields", '{"text_vec": "text"}', {"text_vec": "text"}),
+        ("vector_fields", " text vec : text , b:b ", {"text vec": "text", "b": "b"}),  # text form: layout spaces
+        ("vector_fields", '{" text vec": "text "}', {" text vec": "text "}),  # a mapping: names as given
         ("sparse_vector_fields", "bm25", {"bm25": "bm25"}),
         ("payload_fields", "title,body", ("title", "body")),
         ("create_collection", "TRUE", True),

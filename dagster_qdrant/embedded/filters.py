@@ -231,5 +231,7 @@ def _geo_point(value: Any) -> edge.GeoPoint:
 
 
 def _geo_line(value: Any) -> list[edge.GeoPoint]:
-    points = value["points"] if isinstance(value, dict) else value
-    return [_geo_point(point) for point in points]
+    """A polygon ring: the spec's `GeoLineString`, an object whose `points` is the list (Qdrant refuses a bare list)."""
+    if not isinstance(value, dict) or not isinstance(value.get("points"), list):
+        raise bad_json(f"a polygon ring must be {{points: [{{lon, lat}}, ...]}}, got {value!r}")
+    return [_geo_point(point) for point in value["points"]]

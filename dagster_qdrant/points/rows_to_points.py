@@ -32,6 +32,9 @@ ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "points.dagster-qdrant")
 """Namespace of the uuid5 ids made from row content when ``id_field`` is None."""
 _BYTES_PER_FLOAT = 16  # upper bound of one float32 in JSON ("-1.2345678e-12,")
 _BYTES_PER_SPARSE_ENTRY = 36  # upper bound of one entry: a u32 index ("4294967295,") and a double ("-2.2250738585072014e-308,")
+_U32_MAX = 2**32 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_EMPTY_SPARSE_BYTES = len(b'{"indices":[],"values":[]}')
 _BYTES_PER_ROW = 64  # id, brackets, keys
 _ID_LIMIT = 2**64
 _UUID_HEX_DIGITS = 32
@@ -345,16 +348,36 @@ def _sparse_rows(values: list[Any], column: str, labels: Sequence[Any]) -> list[
             problem = "is not a struct/dict with 'indices' and 'values'"
         elif len(indices) != len(numbers):
             problem = f"has {len(indices)} indices but {len(numbers)} values"
-        elif any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in indices):
-            problem = "has indices that are not unsigned integers"
+        elif any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i <= _U32_MAX for i in indices):
+            problem = "has indices that are not unsigned 32-bit integers (Qdrant's sparse indices are u32)"
         elif len(set(indices)) != len(indices):
             problem = "has repeated indices"
-        elif not np.isfinite(np.asarray(numbers, dtype=np.float64)).all():
-            problem = "has NaN or infinite values"
+        elif not all(_is_number(v) for v in numbers):
+            kinds = sorted({type(v).__name__ for v in numbers if not _is_number(v)})
+            problem = (
+                f"has values that are not numbers ({', '.join(kinds)}); they are not converted, so that nothing "
+                "is rounded or parsed without a word: cast the values to float (Spark: array<float>)"
+            )
+        elif not _within_float32(numbers):
+            problem = "has NaN or infinite values, or values beyond float32 (Qdrant stores sparse values as float32)"
         if problem:
             raise QdrantDataError(f"Sparse vector column {column!r} {problem} (point {label!r})", point_ids=[label])
         rows.append({"indices": [int(i) for i in indices], "values": [float(v) for v in numbers]})
     return rows
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float (Python or numpy), not a bool, a Decimal or text: what a sparse value may be."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _within_float32(numbers: list[Any]) -> bool:
+    """Finite and within float32's range: a larger value would become infinite in Qdrant's float32 storage."""
+    try:
+        values = np.asarray(numbers, dtype=np.float64)
+    except OverflowError:  # an int beyond a double's range
+        return False
+    return bool((np.abs(values) <= _FLOAT32_MAX).all())  # NaN compares false
 
 
 def _row_error(message: str, labels: Sequence[Any], mask: np.ndarray) -> QdrantDataError:
@@ -372,10 +395,12 @@ def _assemble(
     rows = len(payloads)
     sizes = np.full(rows, _BYTES_PER_ROW, dtype=np.int64)
     sizes += np.fromiter((len(payload) for payload in payloads), np.int64, rows) if rows else 0
-    for matrix in dense.values():
-        sizes += matrix.shape[1] * _BYTES_PER_FLOAT
-    for values in sparse.values():
-        sizes += np.fromiter((len(v["indices"]) for v in values), np.int64, rows) * _BYTES_PER_SPARSE_ENTRY + 32
+    # The points form names every vector of every row, so each name is counted per row.
+    for name, matrix in dense.items():
+        sizes += _name_bytes(name) + 2 + matrix.shape[1] * _BYTES_PER_FLOAT
+    for name, values in sparse.items():
+        entries = np.fromiter((len(v["indices"]) for v in values), np.int64, rows)
+        sizes += _name_bytes(name) + _EMPTY_SPARSE_BYTES + entries * _BYTES_PER_SPARSE_ENTRY
     if ids is None:
         ids = _content_ids(dense, sparse, payloads)
     columns = {name: column for column, name in options.dense_vector_columns().items()}
@@ -383,16 +408,25 @@ def _assemble(
     return PointColumns(ids, dense, sparse, payloads, sizes, columns)
 
 
+def _name_bytes(name: str) -> int:
+    """A vector's name as a key: its JSON text, the colon and the comma after the value."""
+    return len(orjson.dumps(name)) + 2
+
+
 def _content_ids(
     dense: dict[str, np.ndarray], sparse: dict[str, list[dict[str, list[Any]]]], payloads: list[bytes]
 ) -> list[int | str]:
-    """uuid5 of each row's content, so a retried task writes the same points instead of new ones."""
+    """uuid5 of each row's content, so a retried task writes the same points instead of new ones.
+
+    The formula is the README's ("Ids from content"), little-endian on every machine, so that the ids can be
+    computed outside this library and stay the same across its versions.
+    """
     ids: list[int | str] = []
     for row, payload in enumerate(payloads):
         digest = hashlib.sha1(ID_NAMESPACE.bytes)
         digest.update(payload)
         for name in sorted(dense):
-            digest.update(name.encode() + b"\0" + dense[name][row].tobytes())
+            digest.update(name.encode() + b"\0" + dense[name][row].astype("<f4", copy=False).tobytes())
         for name in sorted(sparse):
             digest.update(name.encode() + b"\0" + orjson.dumps(sparse[name][row]))
         ids.append(str(uuid.UUID(bytes=digest.digest()[:16], version=5)))
