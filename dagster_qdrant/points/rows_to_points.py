@@ -27,13 +27,12 @@ import pyarrow.compute as pc
 from dagster_qdrant.errors import QdrantDataError
 from dagster_qdrant.options import WriteOptions
 from dagster_qdrant.points.payload_to_json import arrow_payloads, encode_payloads
+from dagster_qdrant.points.sparse_vectors import sparse_rows
 
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "points.dagster-qdrant")
 """Namespace of the uuid5 ids made from row content when ``id_field`` is None."""
 _BYTES_PER_FLOAT = 16  # upper bound of one float32 in JSON ("-1.2345678e-12,")
 _BYTES_PER_SPARSE_ENTRY = 36  # upper bound of one entry: a u32 index ("4294967295,") and a double ("-2.2250738585072014e-308,")
-_U32_MAX = 2**32 - 1
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _EMPTY_SPARSE_BYTES = len(b'{"indices":[],"values":[]}')
 _BYTES_PER_ROW = 64  # id, brackets, keys
 _ID_LIMIT = 2**64
@@ -116,7 +115,7 @@ def from_record_batch(batch: pa.RecordBatch, options: WriteOptions, first_row: i
         for column, name in options.dense_vector_columns().items()
     }
     sparse = {
-        name: _sparse_rows(batch.column(column).to_pylist(), column, labels)
+        name: sparse_rows(batch.column(column).to_pylist(), column, labels)
         for column, name in options.sparse_vector_fields.items()
     }
     payloads = arrow_payloads(batch, payload_columns, labels, options)
@@ -203,7 +202,7 @@ def from_records(rows: Sequence[Mapping[str, Any]], options: WriteOptions, first
         for column, name in options.dense_vector_columns().items()
     }
     sparse = {
-        name: _sparse_rows([row.get(column) for row in rows], column, labels)
+        name: sparse_rows([row.get(column) for row in rows], column, labels)
         for column, name in options.sparse_vector_fields.items()
     }
     excluded = options.excluded_from_payload()
@@ -333,51 +332,6 @@ def _checked_matrix(matrix: np.ndarray, column: str, labels: Sequence[Any]) -> n
     if bad.any():
         raise _row_error(f"Vector column {column!r} has NaN or infinite values", labels, bad)
     return np.ascontiguousarray(matrix)
-
-
-def _sparse_rows(values: list[Any], column: str, labels: Sequence[Any]) -> list[dict[str, list[Any]]]:
-    rows = []
-    for label, value in zip(labels, values):
-        if value is None:
-            rows.append({"indices": [], "values": []})
-            continue
-        indices = list(value.get("indices") or []) if isinstance(value, Mapping) else None
-        numbers = list(value.get("values") or []) if isinstance(value, Mapping) else None
-        problem = None
-        if indices is None or numbers is None:
-            problem = "is not a struct/dict with 'indices' and 'values'"
-        elif len(indices) != len(numbers):
-            problem = f"has {len(indices)} indices but {len(numbers)} values"
-        elif any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i <= _U32_MAX for i in indices):
-            problem = "has indices that are not unsigned 32-bit integers (Qdrant's sparse indices are u32)"
-        elif len(set(indices)) != len(indices):
-            problem = "has repeated indices"
-        elif not all(_is_number(v) for v in numbers):
-            kinds = sorted({type(v).__name__ for v in numbers if not _is_number(v)})
-            problem = (
-                f"has values that are not numbers ({', '.join(kinds)}); they are not converted, so that nothing "
-                "is rounded or parsed without a word: cast the values to float (Spark: array<float>)"
-            )
-        elif not _within_float32(numbers):
-            problem = "has NaN or infinite values, or values beyond float32 (Qdrant stores sparse values as float32)"
-        if problem:
-            raise QdrantDataError(f"Sparse vector column {column!r} {problem} (point {label!r})", point_ids=[label])
-        rows.append({"indices": [int(i) for i in indices], "values": [float(v) for v in numbers]})
-    return rows
-
-
-def _is_number(value: Any) -> bool:
-    """An int or float (Python or numpy), not a bool, a Decimal or text: what a sparse value may be."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
-def _within_float32(numbers: list[Any]) -> bool:
-    """Finite and within float32's range: a larger value would become infinite in Qdrant's float32 storage."""
-    try:
-        values = np.asarray(numbers, dtype=np.float64)
-    except OverflowError:  # an int beyond a double's range
-        return False
-    return bool((np.abs(values) <= _FLOAT32_MAX).all())  # NaN compares false
 
 
 def _row_error(message: str, labels: Sequence[Any], mask: np.ndarray) -> QdrantDataError:
