@@ -222,17 +222,32 @@ def test_sparse_values_are_sent_exactly_as_given_or_the_point_is_refused(entries
 
 
 def test_sparse_values_that_are_decimals_or_text_are_refused_with_the_fix() -> None:
-    for value in (decimal.Decimal("0.1"), "0.5"):
-        rows = [{"id": 9, "s": {"indices": [3], "values": [value]}}]
+    fix = ("they are not converted, so that nothing is rounded or parsed without a word: cast the values to float "
+           "(Spark: array<float>) (point 9)")
+    for values, kinds in (([decimal.Decimal("0.1")], "Decimal"), ([0.5, "0.5", 1], "str"),
+                          ([True, 0.5, decimal.Decimal(1), "x"], "Decimal, bool, str")):
+        rows = [{"id": 9, "s": {"indices": list(range(len(values))), "values": values}}]
         error = refused(from_records, rows, options(vector_field=None, sparse_vector_fields={"s": "s"}))
-        assert f"has values that are not numbers ({type(value).__name__})" in str(error), error
-        assert "cast the values to float" in str(error) and error.point_ids == [9]
+        assert f"Sparse vector column 's' has values that are not numbers ({kinds}); {fix}" in str(error), error
+        assert error.point_ids == [9]
     kind = pa.struct([("indices", pa.list_(pa.uint32())), ("values", pa.list_(pa.decimal128(5, 2)))])
     batch = pa.RecordBatch.from_pydict(
         {"id": [4], "s": pa.array([{"indices": [1], "values": [decimal.Decimal("0.25")]}], kind)}
     )
     error = refused(from_record_batch, batch, options(vector_field=None, sparse_vector_fields={"s": "s"}))
     assert "has values that are not numbers (Decimal)" in str(error) and error.point_ids == [4]
+
+
+def test_sparse_values_at_float32s_bounds_are_judged_by_the_double_that_is_sent() -> None:
+    top = float(np.finfo(np.float32).max)
+    write = options(vector_field=None, sparse_vector_fields={"s": "s"})
+    # float32's largest value, and an integer just above it whose double (what is sent) is that value
+    for value, sent in ((top, top), (-top, -top), (int(top) + 1, top)):
+        body = from_records([{"id": 1, "s": {"indices": [0], "values": [value]}}], write).batch_body()
+        assert body["batch"]["vectors"]["s"][0]["values"] == [sent]
+    for value in (float(np.nextafter(top, np.inf)), 2**1100, -(2**1100)):  # beyond float32, beyond a double
+        error = refused(from_records, [{"id": 1, "s": {"indices": [0], "values": [value]}}], write)
+        assert "values beyond float32" in str(error)
 
 
 # ----- row estimates: an upper bound of what a request encodes to, exact for a vector's fixed part ------
@@ -262,6 +277,24 @@ def test_requests_encode_within_their_estimates_whatever_the_vector_names(
         assert len(encode_body(body)) <= int(columns.row_bytes.sum())
 
 
+# float32 values whose JSON text is the longest (16 characters): decimal notation with nine digits
+_LONGEST_FLOATS = [-0.0000042669335, -0.0000141820165, -5564657600000.0]
+
+
+@settings(derandomize=True, max_examples=100, deadline=None)
+@given(names=st.lists(_NAMES.filter(lambda name: name != "s"), min_size=1, max_size=40, unique=True),
+       size=st.integers(1, 8))
+def test_many_dense_vectors_of_the_longest_floats_encode_within_their_estimates(names: list[str], size: int) -> None:
+    floats = [_LONGEST_FLOATS[i % 3] for i in range(size)]
+    assert all(len(orjson.dumps(np.float32(v), option=orjson.OPT_SERIALIZE_NUMPY)) == 16 for v in floats)
+    rows = [{"id": 2**64 - 1 - i, **{name: floats for name in names}} for i in range(5)]
+    write = options(vector_field=None, vector_fields={name: name for name in names})
+    columns = from_records(rows, write)
+    columns = from_records(rows, write)
+    for body in (columns.batch_body(), columns.points_body()):
+        assert len(encode_body(body)) <= int(columns.row_bytes.sum())
+
+
 @settings(derandomize=True, max_examples=100, deadline=None)
 @given(name=_NAMES.filter(lambda name: name != "vector"))
 def test_an_empty_sparse_vector_is_estimated_at_exactly_what_it_adds_to_a_point(name: str) -> None:
@@ -271,6 +304,16 @@ def test_an_empty_sparse_vector_is_estimated_at_exactly_what_it_adds_to_a_point(
     without = from_records([{"id": 1, "vector": [0.5]}], options(vector_fields=dense))
     with_it = from_records([{"id": 1, "vector": [0.5], name: {"indices": [], "values": []}}],
                            options(vector_fields=dense, sparse_vector_fields={name: name}))
+    added = len(encode_body(with_it.points_body())) - len(encode_body(without.points_body()))
+    assert int(with_it.row_bytes[0] - without.row_bytes[0]) == added
+
+
+def test_a_dense_vector_of_the_longest_floats_is_estimated_at_exactly_what_it_adds_to_a_point() -> None:
+    floats = [_LONGEST_FLOATS[i % 3] for i in range(7)]
+    sparse = {"s": {"indices": [], "values": []}}
+    without = from_records([{"id": 1, **sparse}], options(vector_field=None, sparse_vector_fields={"s": "s"}))
+    with_it = from_records([{"id": 1, **sparse, "dense vector": floats}],
+                           options(vector_field=None, vector_fields={"dense vector": "d"}, sparse_vector_fields={"s": "s"}))
     added = len(encode_body(with_it.points_body())) - len(encode_body(without.points_body()))
     assert int(with_it.row_bytes[0] - without.row_bytes[0]) == added
 

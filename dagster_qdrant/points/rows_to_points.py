@@ -31,7 +31,7 @@ from dagster_qdrant.points.sparse_vectors import sparse_rows
 
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "points.dagster-qdrant")
 """Namespace of the uuid5 ids made from row content when ``id_field`` is None."""
-_BYTES_PER_FLOAT = 16  # upper bound of one float32 in JSON ("-1.2345678e-12,")
+_BYTES_PER_FLOAT = 17  # upper bound of one float32 in JSON ("-0.0000042669335,")
 _BYTES_PER_SPARSE_ENTRY = 36  # upper bound of one entry: a u32 index ("4294967295,") and a double ("-2.2250738585072014e-308,")
 _EMPTY_SPARSE_BYTES = len(b'{"indices":[],"values":[]}')
 _BYTES_PER_ROW = 64  # id, brackets, keys
@@ -351,7 +351,7 @@ def _assemble(
     sizes += np.fromiter((len(payload) for payload in payloads), np.int64, rows) if rows else 0
     # The points form names every vector of every row, so each name is counted per row.
     for name, matrix in dense.items():
-        sizes += _name_bytes(name) + 2 + matrix.shape[1] * _BYTES_PER_FLOAT
+        sizes += _name_bytes(name) + 1 + matrix.shape[1] * _BYTES_PER_FLOAT  # "[", "]", less the last comma
     for name, values in sparse.items():
         entries = np.fromiter((len(v["indices"]) for v in values), np.int64, rows)
         sizes += _name_bytes(name) + _EMPTY_SPARSE_BYTES + entries * _BYTES_PER_SPARSE_ENTRY
