@@ -216,6 +216,32 @@ def test_a_concurrent_swap_after_serving_is_warned_and_swept(url: str, client: A
     assert rival in names and got.version not in names  # the displaced version is swept at once
 
 
+def test_the_sweep_after_a_concurrent_swap_uses_the_collections_own_stale_after(url: str, client: Any) -> None:
+    # A version of a writer on another host, 120 s old, appears between the two sweeps (when the concurrent
+    # swap is noticed): the second sweep drops it by the given stale_after (60 s), not by the default hour.
+    alias = _name()
+    http = QdrantHttp(ConnectionOptions(endpoint=url, max_retries=0))
+    lifecycle.QdrantCollections(http, log=Recorded()).replace_collection(alias, _writer(client, [(1, {})]))
+    rival = versions.new_version_name(alias, owner=Owner.this_process())
+    client.create_collection(rival, models.VectorParams(size=2, distance=models.Distance.DOT))
+    foreign = versions.new_version_name(alias, owner=Owner("0badbeef", 1), now=time.time() - 120)
+
+    class Noticing(Recorded):
+        def warning(self, msg: str) -> None:
+            super().warning(msg)
+            if "concurrent" in str(msg):
+                client.create_collection(foreign, models.VectorParams(size=2, distance=models.Distance.DOT))
+
+    def rival_swaps(msg: str) -> None:
+        if msg.startswith("Dropped the previous version") and not client.collection_exists(foreign):
+            swap_alias(http, alias, rival)
+
+    log = Noticing(on_info=rival_swaps)
+    lifecycle.QdrantCollections(http, log=log, stale_after=60).replace_collection(alias, _writer(client, [(2, {})]))
+    assert len(log.warnings()) == 1 and "concurrent" in log.warnings()[0]
+    assert not client.collection_exists(foreign) and client.collection_exists(rival)
+
+
 def test_a_replacement_sweeps_with_its_own_stale_after(url: str, client: Any) -> None:
     alias = _name()
     http = QdrantHttp(ConnectionOptions(endpoint=url, max_retries=0))
