@@ -36,29 +36,36 @@ def sparse_rows(values: list[Any], column: str, labels: Sequence[Any]) -> list[d
             problem = "has indices that are not unsigned 32-bit integers (Qdrant's sparse indices are u32)"
         elif len(set(indices)) != len(indices):
             problem = "has repeated indices"
-        elif not all(_is_number(v) for v in numbers):
-            kinds = sorted({type(v).__name__ for v in numbers if not _is_number(v)})
+        elif kinds := _not_number_kinds(numbers):
             problem = (
                 f"has values that are not numbers ({', '.join(kinds)}); they are not converted, so that nothing "
                 "is rounded or parsed without a word: cast the values to float (Spark: array<float>)"
             )
-        elif not _within_float32(numbers):
+        elif (doubles := _float32_range_doubles(numbers)) is None:
             problem = "has NaN or infinite values, or values beyond float32 (Qdrant stores sparse values as float32)"
         if problem:
             raise QdrantDataError(f"Sparse vector column {column!r} {problem} (point {label!r})", point_ids=[label])
-        rows.append({"indices": [int(i) for i in indices], "values": [float(v) for v in numbers]})
+        rows.append({"indices": [int(i) for i in indices], "values": doubles.tolist()})
     return rows
 
 
-def _is_number(value: Any) -> bool:
-    """An int or float (Python or numpy), not a bool, a Decimal or text: what a sparse value may be."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+def _not_number_kinds(numbers: list[Any]) -> list[str]:
+    """The names of the value types that are not int or float (Python or numpy): a bool, a Decimal, text.
+
+    Looked at per type, not per value: a row of a thousand floats has one type to check.
+    """
+    return sorted(
+        kind.__name__
+        for kind in set(map(type, numbers))
+        if not issubclass(kind, (int, float, np.integer, np.floating)) or issubclass(kind, (bool, np.bool_))
+    )
 
 
-def _within_float32(numbers: list[Any]) -> bool:
-    """Finite and within float32's range: a larger value would become infinite in Qdrant's float32 storage."""
+def _float32_range_doubles(numbers: list[Any]) -> np.ndarray | None:
+    """The values as the doubles that are sent, or None when one is NaN, infinite or beyond float32's range
+    (a larger value would become infinite in Qdrant's float32 storage)."""
     try:
         values = np.asarray(numbers, dtype=np.float64)
     except OverflowError:  # an int beyond a double's range
-        return False
-    return bool((np.abs(values) <= _FLOAT32_MAX).all())  # NaN compares false
+        return None
+    return values if bool((np.abs(values) <= _FLOAT32_MAX).all()) else None  # NaN compares false
